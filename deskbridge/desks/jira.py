@@ -1,0 +1,238 @@
+"""Jira Cloud / Jira Service Management.
+
+Inbound: the admin webhook (``jira:issue_updated``) and Automation's "Issue
+data" bodies (Jira format ``{"issue": {...}}`` and Automation format, the
+issue at the top level). Only a transition to the approved status is an
+approval. Outbound: user e-mail lookup, comments and transitions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from deskbridge.desks import Approval, Ignored, MissingEmail, TicketRef
+from deskbridge.model import FieldError, InvalidRequest, check_ticket, parse_bool
+
+
+@dataclass(frozen=True)
+class JiraFields:
+    """Which Jira field holds what (the JIRA_FIELD_* and JIRA_APPROVED_STATUS settings)."""
+
+    approved_status: str = "Approved"
+    display_name: str = "summary"
+    description: str = "summary"
+    owners: str = ""
+    members: str = ""
+    workspace_type: str = ""
+    privacy: str = ""
+    template: str = ""
+
+
+def _issue_of(payload: dict[str, Any]) -> dict[str, Any] | None:
+    if isinstance(payload.get("issue"), dict):
+        return payload["issue"]
+    if "key" in payload and isinstance(payload.get("fields"), dict):
+        return payload  # Automation format: the issue itself
+    return None
+
+
+def _status_change(payload: dict[str, Any]) -> str | None:
+    """The status the issue moved to, from the webhook's changelog."""
+    changelog = payload.get("changelog")
+    if not isinstance(changelog, dict) or not isinstance(changelog.get("items"), list):
+        return None
+    for item in changelog["items"]:
+        if isinstance(item, dict) and (item.get("field") == "status" or item.get("fieldId") == "status"):
+            return str(item.get("toString") or "")
+    return ""
+
+
+def _current_status(issue: dict[str, Any]) -> str:
+    status = issue.get("fields", {}).get("status")
+    if isinstance(status, dict):
+        return str(status.get("name") or "")
+    return str(status or "")
+
+
+def _option_text(value: Any) -> str | None:
+    """The text of a select, radio, cascading or plain field."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        for key in ("value", "name", "displayName"):
+            if isinstance(value.get(key), str):
+                return value[key]
+        return None
+    if isinstance(value, list):
+        texts = [t for t in (_option_text(v) for v in value) if t]
+        return texts[0] if texts else None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        return str(value)
+    return None
+
+
+def _people(value: Any, role: str, draft_list: list[str], missing: list[MissingEmail]) -> None:
+    """Collect e-mails from a user picker (single or multi), or plain strings."""
+    if value is None:
+        return
+    entries = value if isinstance(value, list) else [value]
+    for entry in entries:
+        if isinstance(entry, str):
+            draft_list.extend(part for part in re.split(r"[,;\s]+", entry) if part)
+        elif isinstance(entry, dict):
+            email = entry.get("emailAddress")
+            if isinstance(email, str) and email.strip():
+                draft_list.append(email.strip())
+            else:
+                missing.append(
+                    MissingEmail(
+                        role,
+                        str(entry.get("accountId") or entry.get("name") or ""),
+                        str(entry.get("displayName") or ""),
+                    )
+                )
+        else:
+            raise InvalidRequest([FieldError(role, "must hold Jira users or e-mail addresses")])
+
+
+def parse(payload: Any, fields: JiraFields) -> Approval | Ignored:
+    if not isinstance(payload, dict):
+        raise InvalidRequest([FieldError("body", "must be a JSON object")])
+    event = payload.get("webhookEvent")
+    if event is not None and event != "jira:issue_updated":
+        return Ignored(f"webhook event {str(event)[:64]!r} is not an issue update")
+    issue = _issue_of(payload)
+    if issue is None:
+        if "displayName" in payload or "templateId" in payload:
+            raise InvalidRequest(
+                [FieldError("body", "this is a Syskit Point provisioning body: post it to /api/provision")]
+            )
+        raise InvalidRequest([FieldError("issue", "is required: send the admin webhook or Automation's issue data")])
+    key = issue.get("key")
+    if not isinstance(key, str) or not key:
+        raise InvalidRequest([FieldError("issue.key", "is required")])
+    errors = check_ticket("jira", key)
+    if errors:
+        raise InvalidRequest([FieldError("issue.key", errors[0].message)])
+    issue_fields = issue.get("fields")
+    if not isinstance(issue_fields, dict):
+        raise InvalidRequest([FieldError("issue.fields", "must be an object")])
+
+    approved = fields.approved_status.casefold()
+    moved_to = _status_change(payload)
+    if moved_to is not None:
+        if moved_to.casefold() != approved:
+            return Ignored("the issue did not move to " + fields.approved_status)
+    elif _current_status(issue).casefold() != approved:
+        return Ignored("the issue is not in status " + fields.approved_status)
+
+    draft: dict[str, Any] = {"comment": f"Generated by JIRA Issue {key}", "metadata": {}}
+    for role, field in (("displayName", fields.display_name), ("description", fields.description)):
+        value = issue_fields.get(field)
+        if value is not None:
+            draft[role] = _option_text(value) if not isinstance(value, str) else value
+    if fields.workspace_type:
+        draft["workspaceType"] = _option_text(issue_fields.get(fields.workspace_type))
+    if fields.template:
+        draft["templateId"] = _option_text(issue_fields.get(fields.template))
+    if fields.privacy:
+        text = _option_text(issue_fields.get(fields.privacy))
+        parsed = parse_bool(text) if text is not None else False
+        draft["isPrivate"] = parsed if parsed is not None else text
+
+    missing: list[MissingEmail] = []
+    owners: list[str] = []
+    members: list[str] = []
+    owner_source = issue_fields.get(fields.owners) if fields.owners else issue_fields.get("reporter")
+    _people(owner_source, "owners", owners, missing)
+    if fields.members:
+        _people(issue_fields.get(fields.members), "members", members, missing)
+    draft["owners"] = owners
+    draft["members"] = members
+    return Approval(TicketRef("jira", key), draft, {"issueKey": key}, missing)
+
+
+class JiraError(Exception):
+    """Jira answered with an error or could not be reached."""
+
+    def __init__(self, message: str, status: int | None = None, transient: bool = True) -> None:
+        super().__init__(message)
+        self.status = status
+        self.transient = transient
+
+
+class JiraClient:
+    """Jira REST, with basic auth (account e-mail and API token)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        email: str,
+        api_token: str,
+        session: requests.Session | None = None,
+        timeout: tuple[float, float] = (3.05, 10.0),
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._auth = (email, api_token)
+        self._session = session or requests.Session()
+        self._timeout = timeout
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        try:
+            response = self._session.request(
+                method,
+                self.base_url + path,
+                auth=self._auth,
+                timeout=self._timeout,
+                headers={"Accept": "application/json"},
+                **kwargs,
+            )
+        except requests.RequestException as exc:
+            raise JiraError(f"Jira unreachable: {type(exc).__name__}") from None
+        if response.status_code >= 400:
+            transient = response.status_code in (408, 409, 425, 429) or response.status_code >= 500
+            raise JiraError(
+                f"Jira answered {response.status_code} to {method} {path.split('?')[0]}",
+                response.status_code,
+                transient,
+            )
+        return response
+
+    def email_of(self, account_id: str) -> str | None:
+        """The user's e-mail address, when their profile visibility allows it."""
+        try:
+            user = self._call("GET", "/rest/api/3/user", params={"accountId": account_id}).json()
+        except JiraError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        email = user.get("emailAddress") if isinstance(user, dict) else None
+        return email.strip() if isinstance(email, str) and email.strip() else None
+
+    def comment(self, issue_key: str, text: str, internal: bool) -> None:
+        if internal:
+            self._call(
+                "POST", f"/rest/servicedeskapi/request/{issue_key}/comment", json={"body": text, "public": False}
+            )
+        else:
+            self._call("POST", f"/rest/api/2/issue/{issue_key}/comment", json={"body": text})
+
+    def transition(self, issue_key: str, name: str) -> bool:
+        """Apply the transition with this name, if the workflow offers it now."""
+        listed = self._call("GET", f"/rest/api/3/issue/{issue_key}/transitions").json()
+        for transition in listed.get("transitions", []) if isinstance(listed, Mapping) else []:
+            if str(transition.get("name", "")).casefold() == name.casefold():
+                self._call(
+                    "POST",
+                    f"/rest/api/3/issue/{issue_key}/transitions",
+                    json={"transition": {"id": str(transition["id"])}},
+                )
+                return True
+        return False

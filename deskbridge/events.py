@@ -1,0 +1,388 @@
+"""Closing the loop: Syskit Point's webhooks in, ticket updates out.
+
+An event is verified on its raw bytes, dropped if its idempotency key was
+seen, correlated to the ledger by workspace name and type, and turns into a
+desk update on the desk-updates queue. The queue handler writes each step
+(comment, transition, PATCH, callback) once, and records it in the ledger
+so a retry after a desk outage never writes it twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from deskbridge import jsonbody
+from deskbridge.auth import SignatureError, verify_point_signature
+from deskbridge.desks import TicketRef
+from deskbridge.ledger import LedgerRecord
+from deskbridge.model import POINT_EVENT_TYPES, FieldError, InvalidRequest, Status, name_key
+from deskbridge.retries import QueueKey, next_delay, scheduled_age
+from deskbridge.runtime import Runtime
+from deskbridge.secrets import SecretUnavailable
+from deskbridge.service import Answer, answer
+from deskbridge.settings import ConfigurationError
+
+log = logging.getLogger("deskbridge.events")
+
+EVENT_STATUS = {
+    "ProvisioningStarted": Status.PROVISIONING,
+    "ProvisioningCompleted": Status.COMPLETED,
+    "ProvisioningFailed": Status.POINT_FAILED,
+}
+# What each event may settle.
+_SETTLES = {
+    Status.PROVISIONING: {Status.PENDING, Status.SUBMITTED, Status.QUEUED, Status.UNCERTAIN},
+    Status.COMPLETED: {Status.PENDING, Status.SUBMITTED, Status.QUEUED, Status.UNCERTAIN, Status.PROVISIONING},
+    Status.POINT_FAILED: {Status.PENDING, Status.SUBMITTED, Status.QUEUED, Status.UNCERTAIN, Status.PROVISIONING},
+}
+
+
+def handle_point_event(runtime: Runtime, body: bytes, headers: Mapping[str, str]) -> Answer:
+    started = time.monotonic()
+    try:
+        result = _handle(runtime, body, headers)
+    except InvalidRequest as exc:
+        result = answer(Status.REJECTED, exc.http_status, errors=exc.errors)
+    except SignatureError as exc:
+        result = answer(Status.REJECTED, 401, errors=[FieldError("Signature", str(exc))])
+    except ConfigurationError as exc:
+        log.error("configuration problem: %s", exc, extra={"bridge_event": "config", "setting": exc.setting})
+        result = answer(Status.FAILED, 503, errors=[FieldError(exc.setting, f"setting {exc.problem}")])
+    except SecretUnavailable as exc:
+        log.error("%s", exc, extra={"bridge_event": "secret"})
+        result = answer(Status.FAILED, 503, errors=[FieldError("keyVault", str(exc))])
+    ticket = result.body.get("ticket") or {}
+    log.info(
+        "point_event %s %s",
+        result.body.get("event", "-"),
+        result.body["status"],
+        extra={
+            "bridge_event": "point_event",
+            "source": ticket.get("source", ""),
+            "ticket": ticket.get("id", ""),
+            "outcome": result.body["status"],
+            "http_status": result.http_status,
+            "duration_ms": round((time.monotonic() - started) * 1000, 1),
+        },
+    )
+    return result
+
+
+def _handle(runtime: Runtime, body: bytes, headers: Mapping[str, str]) -> Answer:
+    s = runtime.settings
+    if len(body) > s.max_body_bytes:
+        raise InvalidRequest([FieldError("body", f"is larger than {s.max_body_bytes} bytes")], 413)
+    names = s.point_webhook_key_secret_names
+    if names:
+        verify_point_signature(body, headers, runtime.secrets.values(names))
+    jsonbody.check_content_type(headers)
+    event = jsonbody.parse(body)
+    if not isinstance(event, dict):
+        raise InvalidRequest([FieldError("body", "must be a JSON object")])
+    event_type = event.get("type")
+    content = event.get("content")
+    meta = event.get("meta") if isinstance(event.get("meta"), dict) else {}
+    if event_type not in EVENT_STATUS:
+        return answer(Status.IGNORED, 200, reason=f"event type {str(event_type)[:60]!r} is not handled")
+    if not isinstance(content, dict) or not isinstance(content.get("name"), str) or not content["name"].strip():
+        raise InvalidRequest([FieldError("content.name", "is required")])
+    workspace_type = POINT_EVENT_TYPES.get(str(content.get("type")))
+    if workspace_type is None:
+        raise InvalidRequest([FieldError("content.type", "must be one of " + ", ".join(POINT_EVENT_TYPES))])
+    key = meta.get("idempotencyKey")
+    if not isinstance(key, str) or not key.strip() or len(key) > 200:
+        raise InvalidRequest([FieldError("meta.idempotencyKey", "is required")])
+
+    if not runtime.deliveries.first_time("point", key):
+        return answer("duplicate", 200, event=event_type)
+    try:
+        return _settle(runtime, event_type, content, workspace_type)
+    except Exception:
+        runtime.deliveries.forget("point", key)  # let Syskit Point's retry through
+        raise
+
+
+def _settle(runtime: Runtime, event_type: str, content: dict[str, Any], workspace_type: str) -> Answer:
+    new_status = EVENT_STATUS[event_type]
+    ledger = runtime.ledger
+    candidates = ledger.open_by_name(name_key(content["name"]), workspace_type)
+    candidates = [r for r in candidates if r.status in _SETTLES[new_status]]
+    if not candidates:
+        log.warning(
+            "Syskit Point event %s for %r matches no open request (provisioned outside the bridge?)",
+            event_type,
+            content["name"][:100],
+            extra={"bridge_event": "point_event", "outcome": "unmatched"},
+        )
+        return answer("unmatched", 202, event=event_type)
+    if len(candidates) > 1:
+        log.warning(
+            "Syskit Point event %s for %r matches %d open requests; settling the oldest, %s/%s",
+            event_type,
+            content["name"][:100],
+            len(candidates),
+            candidates[0].source,
+            candidates[0].ticket,
+        )
+
+    def settle(record: LedgerRecord) -> LedgerRecord | None:
+        if record.status not in _SETTLES[new_status]:
+            return None
+        record.status = new_status
+        record.next_attempt_at = ""
+        if new_status == Status.COMPLETED:
+            record.url = str(content.get("url") or "")[:2000]
+            record.microsoft_id = str(content.get("microsoftId") or "")[:200]
+            record.last_error = ""
+        elif new_status == Status.POINT_FAILED:
+            record.last_error = str(content.get("error") or "Syskit Point reported a failure")[:1000]
+            correlation = content.get("correlationId", content.get("correlationId "))
+            record.correlation_id = str(correlation or "")[:200]
+        else:
+            record.last_error = ""
+        return record
+
+    target = candidates[0]
+    record = ledger.change(target.source, target.ticket, settle)
+    if record is None or record.status != new_status:
+        return answer("unmatched", 202, event=event_type)
+    queue_desk_update(runtime, record, new_status)
+    return answer(
+        record.status,
+        200,
+        TicketRef(record.source, record.ticket),
+        event=event_type,
+        pointRequestId=record.point_request_id or None,
+    )
+
+
+# == desk updates =============================================================
+
+
+def desk_targets(runtime: Runtime, record: LedgerRecord) -> list[str]:
+    """Where this request's outcome can be written: jira, servicenow, callback."""
+    s = runtime.settings
+    targets = []
+    if record.source == "jira" and s.jira_configured:
+        targets.append("jira")
+    if record.source == "servicenow" and record.reply_to.get("sysId") and s.servicenow_configured:
+        targets.append("servicenow")
+    if record.reply_to.get("callbackUrl"):
+        targets.append("callback")
+    return targets
+
+
+def queue_desk_update(runtime: Runtime, record: LedgerRecord, update: str) -> bool:
+    if not desk_targets(runtime, record):
+        return False
+    try:
+        runtime.desk_queue.schedule(QueueKey(record.source, record.ticket, str(update)), 0)
+    except Exception as exc:
+        log.error(
+            "could not queue the desk update %s for %s/%s: %s",
+            update,
+            record.source,
+            record.ticket,
+            type(exc).__name__,
+            extra={"bridge_event": "desk_update", "outcome": "not_queued"},
+        )
+        return False
+    return True
+
+
+def outcome_text(record: LedgerRecord, update: str) -> str:
+    kind = {
+        "teams": "Team",
+        "groups": "Microsoft 365 group",
+        "sites": "SharePoint site",
+        "yammer": "Viva Engage community",
+    }.get(record.workspace_type, "workspace")
+    name = record.display_name
+    if update == Status.PROVISIONING:
+        return f'Syskit Point started provisioning the {kind} "{name}".'
+    if update == Status.COMPLETED:
+        return f'The {kind} "{name}" is ready: {record.url or "(no link given)"}'
+    if update == Status.POINT_FAILED:
+        suffix = f" (correlation id {record.correlation_id})" if record.correlation_id else ""
+        return f'Syskit Point could not provision the {kind} "{name}": {record.last_error}{suffix}'
+    if update == Status.REJECTED:
+        return f'Syskit Point refused the request for the {kind} "{name}": {record.last_error}'
+    return (
+        f'The request for the {kind} "{name}" could not be sent to Syskit Point: {record.last_error}. '
+        "An operator can replay it."
+    )
+
+
+_FAILURES = (Status.POINT_FAILED, Status.REJECTED, Status.FAILED)
+
+
+def desk_update(runtime: Runtime, message: str) -> str:
+    """Write one outcome to its desk; each step at most once. Returns what happened."""
+    try:
+        key = QueueKey.decode(message)
+    except ValueError:
+        log.error("dropped a malformed desk-update message")
+        return "malformed"
+    record = runtime.ledger.get(key.source, key.ticket)
+    if record is None or not key.update:
+        return "unknown"
+    steps = _steps(runtime, record, key.update)
+    for step, write in steps:
+        if step in record.desk_updates:
+            continue
+        try:
+            write()
+        except Exception as exc:
+            return _desk_failure(runtime, key, record, step, exc)
+
+        def mark(latest: LedgerRecord, step: str = step) -> LedgerRecord | None:
+            if step in latest.desk_updates:
+                return None
+            latest.desk_updates = [*latest.desk_updates, step][-40:]
+            return latest
+
+        record = runtime.ledger.change(key.source, key.ticket, mark) or record
+    log.info(
+        "desk update %s written for %s/%s",
+        key.update,
+        key.source,
+        key.ticket,
+        extra={
+            "bridge_event": "desk_update",
+            "source": key.source,
+            "ticket": key.ticket,
+            "outcome": "written",
+            "update": key.update,
+        },
+    )
+    return "written"
+
+
+def _steps(runtime: Runtime, record: LedgerRecord, update: str) -> list[tuple[str, Any]]:
+    s = runtime.settings
+    text = outcome_text(record, update)
+    steps: list[tuple[str, Any]] = []
+    targets = desk_targets(runtime, record)
+    if "jira" in targets:
+        issue = record.reply_to.get("issueKey") or record.ticket
+        steps.append((f"{update}:jira-comment", lambda: runtime.jira.comment(issue, text, s.jira_internal_note)))
+        transition = (
+            s.raw("JIRA_TRANSITION_COMPLETED")
+            if update == Status.COMPLETED
+            else (s.raw("JIRA_TRANSITION_FAILED") if update in _FAILURES else "")
+        )
+        if transition:
+
+            def move() -> None:
+                if not runtime.jira.transition(issue, transition):
+                    log.warning("Jira issue %s offers no transition named %r now", issue, transition)
+
+            steps.append((f"{update}:jira-transition", move))
+    if "servicenow" in targets:
+        fields = {"work_notes": text}
+        state = (
+            s.raw("SERVICENOW_STATE_COMPLETED")
+            if update == Status.COMPLETED
+            else (s.raw("SERVICENOW_STATE_FAILED") if update in _FAILURES else "")
+        )
+        if state:
+            fields["state"] = state
+        steps.append((f"{update}:servicenow", lambda: runtime.servicenow.update_item(record.reply_to["sysId"], fields)))
+    if "callback" in targets:
+        steps.append((f"{update}:callback", lambda: send_callback(runtime, record, update, text)))
+    return steps
+
+
+def send_callback(runtime: Runtime, record: LedgerRecord, update: str, text: str) -> None:
+    """POST the outcome to the caller's ticket.callbackUrl, signed with Standard Webhooks."""
+    import json
+
+    import requests
+
+    payload = {
+        "type": f"provisioning.{update}",
+        "ticket": {"source": record.source, "id": record.ticket},
+        "status": str(update),
+        "message": text,
+        "pointRequestId": record.point_request_id or None,
+        "workspace": {
+            "type": record.workspace_type,
+            "displayName": record.display_name,
+            "url": record.url or None,
+            "microsoftId": record.microsoft_id or None,
+        },
+    }
+    data = json.dumps(payload, separators=(",", ":"))
+    headers = {"Content-Type": "application/json"}
+    names = runtime.settings.signing_secret_names("provision")
+    if names:
+        from standardwebhooks.webhooks import Webhook
+
+        message_id = f"msg_{uuid.uuid5(uuid.NAMESPACE_URL, f'{record.source}/{record.ticket}/{update}').hex}"
+        moment = datetime.now(UTC)
+        headers.update(
+            {
+                "webhook-id": message_id,
+                "webhook-timestamp": str(int(moment.timestamp())),
+                "webhook-signature": Webhook(runtime.secrets.value(names[0])).sign(message_id, moment, data),
+            }
+        )
+    response = requests.post(
+        record.reply_to["callbackUrl"], data=data.encode("utf-8"), headers=headers, timeout=(3.05, 10)
+    )
+    if response.status_code >= 400:
+        raise CallbackError(f"callback answered {response.status_code}", response.status_code)
+
+
+class CallbackError(Exception):
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+        self.transient = status in (408, 429) or status >= 500
+
+
+def _desk_failure(runtime: Runtime, key: QueueKey, record: LedgerRecord, step: str, exc: Exception) -> str:
+    transient = getattr(exc, "transient", True)
+    status = getattr(exc, "status", None)
+    if status == 401 and step.endswith(("jira-comment", "jira-transition")):
+        runtime.forget("jira")  # the API token may have been rotated
+    elif status == 401 and step.endswith("servicenow"):
+        runtime.forget("servicenow")
+    attempts_key = f"{key.update}:attempts"
+    attempts = 1 + sum(1 for mark in record.desk_updates if mark == attempts_key)
+    schedule = runtime.settings.retry_schedule
+    delay = next_delay(attempts, scheduled_age(attempts, schedule), schedule, runtime.settings.retry_max_age)
+    reason = f"{type(exc).__name__}: {exc}"[:300]
+
+    def count(latest: LedgerRecord) -> LedgerRecord:
+        latest.desk_updates = [*latest.desk_updates, attempts_key][-40:]
+        return latest
+
+    runtime.ledger.change(key.source, key.ticket, count)
+    if transient and delay is not None:
+        log.warning(
+            "desk update %s for %s/%s failed (%s); next try in %d s",
+            step,
+            key.source,
+            key.ticket,
+            reason,
+            delay,
+            extra={"bridge_event": "desk_update", "source": key.source, "ticket": key.ticket, "outcome": "queued"},
+        )
+        runtime.desk_queue.schedule(key, delay)
+        return "queued"
+    log.error(
+        "desk update %s for %s/%s given up: %s",
+        step,
+        key.source,
+        key.ticket,
+        reason,
+        extra={"bridge_event": "poisoned", "source": key.source, "ticket": key.ticket, "outcome": "failed"},
+    )
+    runtime.desk_queue.to_poison(key)
+    return "failed"

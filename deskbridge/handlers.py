@@ -1,0 +1,95 @@
+"""Azure Functions glue: ``func.HttpRequest`` in, plain values to the service, ``func.HttpResponse`` out.
+
+The only module of the package that knows Azure Functions types. It imports
+nothing heavy at module level, so importing ``function_app`` stays cheap and
+can never fail on a setting.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import azure.functions as func
+
+log = logging.getLogger("deskbridge")
+
+
+def _json(status: int, body: Any) -> func.HttpResponse:
+    return func.HttpResponse(
+        json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        status_code=status,
+        mimetype="application/json",
+        charset="utf-8",
+    )
+
+
+def _bridge() -> Any:
+    from deskbridge import runtime
+    from deskbridge.service import Bridge
+
+    return Bridge(runtime.current())
+
+
+def _internal_error(where: str) -> func.HttpResponse:
+    # Never the exception text: it may carry a URL, a header or a value.
+    log.exception("unexpected error in %s", where, extra={"bridge_event": "error"})
+    return _json(
+        500, {"status": "failed", "errors": [{"field": "bridge", "message": "unexpected error; see the logs"}]}
+    )
+
+
+def approval(route: str, req: func.HttpRequest) -> func.HttpResponse:
+    try:
+        result = _bridge().accept(route, req.get_body(), dict(req.headers))
+    except Exception:
+        return _internal_error(route)
+    return _json(result.http_status, result.body)
+
+
+def request_status(req: func.HttpRequest) -> func.HttpResponse:
+    try:
+        result = _bridge().status(req.route_params.get("source", ""), req.route_params.get("ticket", ""))
+    except Exception:
+        return _internal_error("status")
+    return _json(result.http_status, result.body)
+
+
+def point_event(req: func.HttpRequest) -> func.HttpResponse:
+    from deskbridge import runtime
+    from deskbridge.events import handle_point_event
+
+    try:
+        result = handle_point_event(runtime.current(), req.get_body(), dict(req.headers))
+    except Exception:
+        return _internal_error("point/events")
+    return _json(result.http_status, result.body)
+
+
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    return _json(200, {"status": "ok"})
+
+
+def retry(msg: func.QueueMessage) -> None:
+    """Exceptions propagate on purpose: the host retries, then poisons the message."""
+    _bridge().retry(msg.get_body().decode("utf-8"))
+
+
+def retry_poisoned(msg: func.QueueMessage) -> None:
+    _bridge().poisoned(msg.get_body().decode("utf-8"))
+
+
+def desk_update(msg: func.QueueMessage) -> None:
+    from deskbridge import runtime
+    from deskbridge.events import desk_update as write
+
+    write(runtime.current(), msg.get_body().decode("utf-8"))
+
+
+def desk_update_poisoned(msg: func.QueueMessage) -> None:
+    log.error(
+        "desk update given up: %s",
+        msg.get_body().decode("utf-8", "replace")[:300],
+        extra={"bridge_event": "poisoned", "outcome": "desk_update_failed"},
+    )

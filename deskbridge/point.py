@@ -1,0 +1,439 @@
+"""Syskit Point API client: token, provisioning, templates, webhooks.
+
+One :class:`PointClient` per worker process: one ``requests.Session`` (kept
+alive connections), one Entra ID credential (its token cache), explicit
+connect and read timeouts. :meth:`PointClient.provision` never re-sends a
+POST whose outcome is unknown, and stays inside a time budget so the desk
+gets its answer in seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from enum import StrEnum
+from typing import Any
+
+import requests
+
+from deskbridge.model import ProvisioningRequest
+from deskbridge.secrets import SecretCache, SecretUnavailable
+
+log = logging.getLogger("deskbridge.point")
+
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+REJECTED_STATUSES = frozenset({400, 404, 409, 422})
+
+
+class TokenError(Exception):
+    """No token for Syskit Point. ``kind``: invalid_client, config or transient."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+    @property
+    def transient(self) -> bool:
+        return self.kind == "transient"
+
+
+# Entra ID error codes that mean "fix the configuration", with what to do.
+_ENTRA_HINTS = (
+    ("AADSTS7000222", "invalid_client", "the client secret has expired: create a new one and put it in Key Vault"),
+    ("AADSTS7000215", "invalid_client", "the client secret is wrong: put the current one in Key Vault"),
+    ("invalid_client", "invalid_client", "client secret expired or wrong: put the current one in Key Vault"),
+    ("AADSTS700016", "config", "the app POINT_CLIENT_ID is not found in tenant POINT_TENANT_ID"),
+    ("AADSTS500011", "config", "no Syskit Point API app with id POINT_API_APP_ID in this tenant"),
+    ("invalid_scope", "config", "POINT_API_APP_ID does not name the Syskit Point API app"),
+    ("AADSTS90002", "config", "tenant POINT_TENANT_ID not found"),
+    ("unauthorized_client", "config", "the app is not allowed to use client credentials"),
+)
+
+
+def classify_token_failure(exc: BaseException) -> TokenError:
+    from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
+
+    text = str(exc)
+    for code, kind, hint in _ENTRA_HINTS:
+        if code in text:
+            return TokenError(f"Entra ID refused the token request: {hint}", kind)
+    if isinstance(exc, ServiceRequestError | ServiceResponseError | OSError):
+        return TokenError(f"Entra ID unreachable ({type(exc).__name__})", "transient")
+    if isinstance(exc, ClientAuthenticationError):
+        # No error code we know: most often an unreachable authority.
+        return TokenError(
+            f"Entra ID token request failed ({text.splitlines()[0][:160] if text else 'no detail'})", "transient"
+        )
+    return TokenError(f"token request failed ({type(exc).__name__})", "transient")
+
+
+class TokenSource:
+    """Tokens for Syskit Point, cached by one azure-identity credential."""
+
+    def __init__(self, scope: str, build: Callable[[bool], Any]) -> None:
+        self._scope = scope
+        self._build = build  # build(refresh_secret) -> credential
+        self._credential: Any = None
+        self._lock = threading.Lock()
+        self.requests = 0  # credential rebuilds + token requests that missed the cache, roughly
+
+    def token(self) -> str:
+        try:
+            return self._get()
+        except TokenError as first:
+            if first.kind != "invalid_client":
+                raise
+            self.refresh()  # the secret may have been rotated in Key Vault
+            return self._get()
+
+    def refresh(self) -> None:
+        with self._lock:
+            self._credential = self._build(True)
+
+    def _get(self) -> str:
+        credential = self._credential
+        if credential is None:
+            with self._lock:
+                if self._credential is None:
+                    self._credential = self._build(False)
+                credential = self._credential
+        try:
+            return credential.get_token(self._scope).token
+        except SecretUnavailable as exc:
+            raise TokenError(str(exc), "transient" if exc.transient else "config") from None
+        except Exception as exc:  # azure-identity raises several types; classify by content
+            raise classify_token_failure(exc) from None
+
+
+def client_secret_tokens(
+    tenant_id: str, client_id: str, scope: str, secrets: SecretCache, secret_name: str
+) -> TokenSource:
+    """Client credentials with the secret read from Key Vault."""
+
+    def build(refresh_secret: bool) -> Any:
+        from azure.identity import ClientSecretCredential
+
+        try:
+            secret = secrets.value(secret_name, refresh=refresh_secret)
+        except SecretUnavailable as exc:
+            raise TokenError(str(exc), "transient" if exc.transient else "config") from None
+        # The authority follows AZURE_AUTHORITY_HOST (sovereign clouds, local stand-ins).
+        return ClientSecretCredential(tenant_id, client_id, secret, disable_instance_discovery=True)
+
+    return _guarded(scope, build)
+
+
+def federated_tokens(tenant_id: str, client_id: str, scope: str, managed_identity_client_id: str = "") -> TokenSource:
+    """No secret: the function's managed identity is a federated credential of the app."""
+
+    def build(_refresh_secret: bool) -> Any:
+        from azure.identity import ClientAssertionCredential, ManagedIdentityCredential
+
+        identity = (
+            ManagedIdentityCredential(client_id=managed_identity_client_id)
+            if managed_identity_client_id
+            else ManagedIdentityCredential()
+        )
+
+        def assertion() -> str:
+            return identity.get_token("api://AzureADTokenExchange/.default").token
+
+        return ClientAssertionCredential(tenant_id, client_id, assertion, disable_instance_discovery=True)
+
+    return _guarded(scope, build)
+
+
+def _guarded(scope: str, build: Callable[[bool], Any]) -> TokenSource:
+    def safe_build(refresh_secret: bool) -> Any:
+        try:
+            return build(refresh_secret)
+        except TokenError:
+            raise
+        except Exception as exc:
+            raise classify_token_failure(exc) from None
+
+    return TokenSource(scope, safe_build)
+
+
+class CallOutcome(StrEnum):
+    ACCEPTED = "accepted"  # 2xx
+    REJECTED = "rejected"  # Syskit Point refused the body
+    UNCERTAIN = "uncertain"  # sent, no answer: never re-send by itself
+    TRANSIENT = "transient"  # safe to try again later
+    UNAUTHORIZED = "unauthorized"  # token or consent: an admin must act
+
+
+@dataclass(frozen=True)
+class ProvisionResult:
+    outcome: CallOutcome
+    http_status: int | None = None
+    request_id: str | None = None
+    message: str = ""
+    retry_after: float | None = None
+    sends: int = 0  # POSTs that left this process
+
+
+def request_id_from(response: requests.Response) -> str | None:
+    """Syskit does not document the response: take an id where one is present."""
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text.strip().strip('"')
+        return text[:128] if text and len(text) <= 128 and " " not in text else None
+    if isinstance(body, str | int) and not isinstance(body, bool):
+        return str(body)[:128] or None
+    if isinstance(body, dict):
+        for key in ("requestId", "provisioningRequestId", "id", "RequestId", "Id"):
+            value = body.get(key)
+            if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+                return str(value)[:128]
+    return None
+
+
+def error_message_from(response: requests.Response) -> str:
+    """A short, safe description of Syskit Point's complaint."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:300] or response.reason or ""
+    if isinstance(body, dict):
+        for key in ("message", "error", "title", "detail", "errors"):
+            if key in body:
+                value = body[key]
+                return (value if isinstance(value, str) else str(value))[:300]
+    return str(body)[:300]
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+class PointError(Exception):
+    """A non-provisioning call (templates, webhooks, options) failed."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class PointClient:
+    def __init__(
+        self,
+        base_url: str,
+        tokens: TokenSource,
+        *,
+        timeouts: tuple[float, float] = (3.05, 6.0),
+        budget_seconds: float = 7.0,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.tokens = tokens
+        self.timeouts = timeouts
+        self.budget = budget_seconds
+        self.session = session or _session()
+        self._sleep = sleep
+        self._clock = clock
+
+    # -- provisioning -------------------------------------------------------
+    def provision(self, request: ProvisioningRequest) -> ProvisionResult:
+        url = f"{self.base_url}/v1.0/provision/{request.workspace_type}"
+        body = request.point_body()
+        deadline = self._clock() + self.budget
+        sends = 0
+        refreshed = False
+        pause = 0.25
+        while True:
+            try:
+                token = self.tokens.token()
+            except TokenError as exc:
+                outcome = CallOutcome.TRANSIENT if exc.transient else CallOutcome.UNAUTHORIZED
+                return ProvisionResult(outcome, message=str(exc), sends=sends)
+            started = self._clock()
+            try:
+                response = self.session.post(url, json=body, headers=_headers(token), timeout=self.timeouts)
+            except requests.exceptions.ConnectionError as exc:
+                if not _never_sent(exc):
+                    sends += 1
+                    _log_call(request, None, started, self._clock(), "uncertain")
+                    return ProvisionResult(
+                        CallOutcome.UNCERTAIN,
+                        message=f"no answer from Syskit Point after sending ({_describe(exc)}); not re-sent",
+                        sends=sends,
+                    )
+                _log_call(request, None, started, self._clock(), "unreachable")
+                result = ProvisionResult(
+                    CallOutcome.TRANSIENT, message=f"Syskit Point unreachable ({_describe(exc)})", sends=sends
+                )
+                wait = pause
+            except requests.exceptions.Timeout:
+                sends += 1
+                _log_call(request, None, started, self._clock(), "uncertain")
+                return ProvisionResult(
+                    CallOutcome.UNCERTAIN,
+                    message="Syskit Point did not answer within "
+                    f"{self.timeouts[1]:g} s after the request was sent; not re-sent",
+                    sends=sends,
+                )
+            except requests.RequestException as exc:
+                sends += 1
+                return ProvisionResult(
+                    CallOutcome.UNCERTAIN, message=f"call failed after sending ({_describe(exc)})", sends=sends
+                )
+            else:
+                sends += 1
+                status = response.status_code
+                _log_call(request, status, started, self._clock(), "answered")
+                if 200 <= status < 300:
+                    return ProvisionResult(CallOutcome.ACCEPTED, status, request_id_from(response), sends=sends)
+                if status == 401 and not refreshed:
+                    refreshed = True
+                    try:
+                        self.tokens.refresh()
+                    except TokenError as exc:
+                        outcome = CallOutcome.TRANSIENT if exc.transient else CallOutcome.UNAUTHORIZED
+                        return ProvisionResult(outcome, status, message=str(exc), sends=sends)
+                    continue
+                if status in (401, 403):
+                    hint = (
+                        "grant admin consent for Point.Provisioning to the app POINT_CLIENT_ID"
+                        if status == 403
+                        else "token refused even after re-reading the secret: "
+                        "check POINT_API_APP_ID and the client secret"
+                    )
+                    return ProvisionResult(
+                        CallOutcome.UNAUTHORIZED, status, message=f"Syskit Point answered {status}: {hint}", sends=sends
+                    )
+                if status in RETRYABLE_STATUSES or status >= 500:
+                    retry_after = retry_after_seconds(response)
+                    result = ProvisionResult(
+                        CallOutcome.TRANSIENT,
+                        status,
+                        message=f"Syskit Point answered {status}: {error_message_from(response)}",
+                        retry_after=retry_after,
+                        sends=sends,
+                    )
+                    if status not in RETRYABLE_STATUSES:
+                        return result  # a 500 is not retried inside the callback
+                    wait = retry_after if retry_after is not None else pause
+                else:
+                    return ProvisionResult(
+                        CallOutcome.REJECTED,
+                        status,
+                        message=f"Syskit Point refused the request ({status}): {error_message_from(response)}",
+                        sends=sends,
+                    )
+            # Try again only if the pause and another call fit in the budget.
+            if self._clock() + wait + self.timeouts[0] > deadline:
+                return result
+            self._sleep(wait)
+            pause = min(pause * 2, 2.0)
+
+    # -- other calls (operator commands, doctor) ----------------------------
+    def call(self, method: str, path: str, json: Any = None) -> Any:
+        refreshed = False
+        while True:
+            try:
+                token = self.tokens.token()
+            except TokenError as exc:
+                raise PointError(str(exc)) from None
+            try:
+                response = self.session.request(
+                    method, self.base_url + path, json=json, headers=_headers(token), timeout=self.timeouts
+                )
+            except requests.RequestException as exc:
+                raise PointError(f"Syskit Point unreachable ({_describe(exc)})") from None
+            if response.status_code == 401 and not refreshed:
+                refreshed = True
+                self.tokens.refresh()
+                continue
+            if response.status_code >= 400:
+                raise PointError(
+                    f"Syskit Point answered {response.status_code} to {method} {path}: {error_message_from(response)}",
+                    response.status_code,
+                )
+            if response.status_code == 204 or not response.content:
+                return None
+            try:
+                return response.json()
+            except ValueError:
+                return response.text
+
+    def templates(self) -> list[dict[str, Any]]:
+        listed = self.call("GET", "/v1.0/provision/templates")
+        if isinstance(listed, dict):
+            for key in ("value", "items", "templates", "data"):
+                if isinstance(listed.get(key), list):
+                    listed = listed[key]
+                    break
+        return [t for t in listed if isinstance(t, dict)] if isinstance(listed, list) else []
+
+    def request_status(self, request_id: str) -> Any:
+        return self.call("GET", f"/v1.0/provision/requests/{request_id}")
+
+
+def _session() -> requests.Session:
+    from requests.adapters import HTTPAdapter
+
+    session = requests.Session()
+    # Retries are decided by PointClient.provision (budget, never re-send a POST).
+    adapter = HTTPAdapter(max_retries=0, pool_connections=4, pool_maxsize=32)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def _headers(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", "Accept": "application/json", "Content-Type": "application/json"}
+
+
+def _never_sent(exc: requests.exceptions.ConnectionError) -> bool:
+    """True when the connection failed before any byte of the request left."""
+    from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, NewConnectionError | ConnectTimeoutError | NameResolutionError | ConnectionRefusedError):
+            return True
+        reason = getattr(cause, "reason", None)
+        if isinstance(reason, BaseException):
+            cause = reason
+            continue
+        cause = cause.args[0] if cause.args and isinstance(cause.args[0], BaseException) else cause.__cause__
+    return False
+
+
+def _describe(exc: BaseException) -> str:
+    return type(exc).__name__
+
+
+def _log_call(request: ProvisioningRequest, status: int | None, started: float, ended: float, result: str) -> None:
+    log.info(
+        "point_call %s %s",
+        request.workspace_type,
+        status if status is not None else result,
+        extra={
+            "bridge_event": "point_call",
+            "point_status": status or "",
+            "outcome": result,
+            "duration_ms": round((ended - started) * 1000, 1),
+        },
+    )

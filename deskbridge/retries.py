@@ -1,0 +1,94 @@
+"""The durable retry path: Azure Storage queues and their schedule.
+
+A message names only the ledger key (source and ticket, and for desk
+updates which outcome to write), never the request body or a secret; the
+ledger holds the rest. A retry's delay is the message's initial visibility
+timeout, so no function ever sleeps waiting for it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+def next_delay(
+    attempts: int, age_seconds: float, schedule: Sequence[int], max_age_seconds: float, retry_after: float | None = None
+) -> int | None:
+    """Seconds until the next attempt after ``attempts`` attempts, or None when they are over.
+
+    The schedule is followed in order; its last step repeats until the request
+    is at least ``max_age_seconds`` old. A server's ``Retry-After`` can only
+    lengthen a step.
+    """
+    step = attempts - 1
+    if step >= len(schedule) and age_seconds >= max_age_seconds:
+        return None
+    delay = schedule[min(max(step, 0), len(schedule) - 1)]
+    if retry_after is not None:
+        delay = max(delay, int(retry_after + 0.999))
+    return min(delay, 7 * 24 * 3600 - 1)
+
+
+def scheduled_age(attempts: int, schedule: Sequence[int]) -> int:
+    """Seconds the schedule has waited before attempt number ``attempts`` + 1."""
+    return sum(schedule[min(step, len(schedule) - 1)] for step in range(max(attempts - 1, 0)))
+
+
+@dataclass(frozen=True)
+class QueueKey:
+    source: str
+    ticket: str
+    update: str = ""  # desk updates: which outcome to write (provisioning, completed, point_failed)
+
+    def encode(self) -> str:
+        body: dict[str, str] = {"source": self.source, "ticket": self.ticket}
+        if self.update:
+            body["update"] = self.update
+        return json.dumps(body, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, text: str) -> QueueKey:
+        body = json.loads(text)
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("source"), str)
+            or not isinstance(body.get("ticket"), str)
+        ):
+            raise ValueError('a queue message must be {"source": ..., "ticket": ...}')
+        return cls(body["source"], body["ticket"], str(body.get("update", "")))
+
+
+class WorkQueue:
+    """One Storage queue and its poison queue (``QueueClient`` objects)."""
+
+    def __init__(self, queue: Any, poison: Any) -> None:
+        self._queue = queue
+        self._poison = poison
+        self.sent: list[tuple[QueueKey, int]] = []  # (key, delay) of this process, for tests and the demo
+
+    def schedule(self, key: QueueKey, delay_seconds: int) -> None:
+        self._queue.send_message(key.encode(), visibility_timeout=max(0, int(delay_seconds)))
+        self.sent.append((key, int(delay_seconds)))
+
+    def to_poison(self, key: QueueKey) -> None:
+        self._poison.send_message(key.encode())
+
+    def depth(self) -> tuple[int, int]:
+        """Approximate message counts of the queue and its poison queue."""
+        return (
+            self._queue.get_queue_properties().approximate_message_count,
+            self._poison.get_queue_properties().approximate_message_count,
+        )
+
+
+def ensure_queue(queue: Any) -> Any:
+    from azure.core.exceptions import ResourceExistsError
+
+    try:
+        queue.create_queue()
+    except ResourceExistsError:
+        pass
+    return queue

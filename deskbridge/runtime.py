@@ -1,0 +1,211 @@
+"""The one place where long-lived clients are built: lazily, once per process.
+
+Every client (Key Vault, Syskit Point, tables, queues, desk APIs) is made on
+first use from the settings, so importing the function app never touches
+the network or fails on a setting. Tests build a fresh :class:`Runtime`
+from their own environment with :func:`reset`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
+
+from deskbridge.settings import ConfigurationError, Settings
+
+T = TypeVar("T")
+
+
+class lazy(Generic[T]):
+    """Like ``cached_property``, but two threads never build the same client twice."""
+
+    def __init__(self, build: Callable[[Any], T]) -> None:
+        self._build = build
+        self._name = build.__name__
+        self.__doc__ = build.__doc__
+
+    def __get__(self, owner: Any, cls: type | None = None) -> T:
+        if owner is None:
+            return self  # type: ignore[return-value]
+        built = owner.__dict__.get(self._name)
+        if built is not None:
+            return built
+        with owner._lock:
+            built = owner.__dict__.get(self._name)
+            if built is None:
+                built = self._build(owner)
+                owner.__dict__[self._name] = built
+        return built
+
+
+def _is_loopback(url: str) -> bool:
+    from urllib.parse import urlparse
+
+    return (urlparse(url).hostname or "") in ("127.0.0.1", "localhost", "::1")
+
+
+class Runtime:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self._lock = threading.RLock()
+
+    # -- Azure identity and Key Vault ---------------------------------------
+    @lazy
+    def azure_credential(self) -> Any:
+        """DefaultAzureCredential: managed identity in Azure, AZURE_* variables elsewhere."""
+        from azure.identity import DefaultAzureCredential
+
+        return DefaultAzureCredential(exclude_interactive_browser_credential=True)
+
+    @lazy
+    def secrets(self) -> Any:
+        from azure.keyvault.secrets import SecretClient
+
+        from deskbridge.secrets import SecretCache
+
+        vault = self.settings.key_vault_url
+        # A vault on loopback is the local stand-in; the SDK would refuse its challenge.
+        client = SecretClient(vault, self.azure_credential, verify_challenge_resource=not _is_loopback(vault))
+        return SecretCache(client, self.settings.secret_ttl)
+
+    # -- Syskit Point --------------------------------------------------------
+    @lazy
+    def point(self) -> Any:
+        from deskbridge.point import PointClient, client_secret_tokens, federated_tokens
+
+        s = self.settings
+        if s.point_auth_mode == "federated":
+            tokens = federated_tokens(s.point_tenant_id, s.point_client_id, s.point_scope, s.environ("AZURE_CLIENT_ID"))
+        else:
+            tokens = client_secret_tokens(
+                s.point_tenant_id, s.point_client_id, s.point_scope, self.secrets, s.point_client_secret_name
+            )
+        return PointClient(s.point_url, tokens, timeouts=s.point_timeouts, budget_seconds=s.point_retry_budget)
+
+    # -- storage ------------------------------------------------------------
+    def _table(self, name: str) -> Any:
+        from azure.data.tables import TableClient
+
+        from deskbridge.ledger import ensure_table
+
+        connection = self.settings.storage_connection_string
+        if connection:
+            client = TableClient.from_connection_string(connection, table_name=name)
+        else:
+            endpoint = self.settings.storage_service_uri("table")
+            if not endpoint:
+                raise ConfigurationError("AzureWebJobsStorage", "is not set (nor AzureWebJobsStorage__tableServiceUri)")
+            client = TableClient(endpoint=endpoint, table_name=name, credential=self.storage_credential)
+        return ensure_table(client)
+
+    def _queue(self, name: str) -> Any:
+        from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+
+        from deskbridge.retries import ensure_queue
+
+        # The Functions queue trigger expects base64 (host.json messageEncoding).
+        policies = {
+            "message_encode_policy": TextBase64EncodePolicy(),
+            "message_decode_policy": TextBase64DecodePolicy(),
+        }
+        connection = self.settings.storage_connection_string
+        if connection:
+            client = QueueClient.from_connection_string(connection, name, **policies)
+        else:
+            endpoint = self.settings.storage_service_uri("queue")
+            if not endpoint:
+                raise ConfigurationError("AzureWebJobsStorage", "is not set (nor AzureWebJobsStorage__queueServiceUri)")
+            client = QueueClient(endpoint, name, credential=self.storage_credential, **policies)
+        return ensure_queue(client)
+
+    @lazy
+    def storage_credential(self) -> Any:
+        """The identity named by AzureWebJobsStorage__clientId, as the Functions host uses it."""
+        client_id = self.settings.environ("AzureWebJobsStorage__clientId")
+        if client_id:
+            from azure.identity import ManagedIdentityCredential
+
+            return ManagedIdentityCredential(client_id=client_id)
+        return self.azure_credential
+
+    @lazy
+    def ledger(self) -> Any:
+        from deskbridge.ledger import Ledger
+
+        return Ledger(self._table(self.settings.ledger_table))
+
+    @lazy
+    def deliveries(self) -> Any:
+        from deskbridge.ledger import Deliveries
+
+        return Deliveries(self._table(self.settings.deliveries_table))
+
+    @lazy
+    def retry_queue(self) -> Any:
+        from deskbridge.retries import WorkQueue
+
+        s = self.settings
+        return WorkQueue(self._queue(s.retry_queue), self._queue(s.retry_poison_queue))
+
+    @lazy
+    def desk_queue(self) -> Any:
+        from deskbridge.retries import WorkQueue
+
+        s = self.settings
+        return WorkQueue(self._queue(s.desk_queue), self._queue(s.desk_poison_queue))
+
+    # -- desks --------------------------------------------------------------
+    @lazy
+    def jira(self) -> Any:
+        """JiraClient, or False when Jira credentials are not configured."""
+        from deskbridge.desks.jira import JiraClient
+
+        s = self.settings
+        if not s.jira_configured:
+            return False
+        token = self.secrets.value(s.require("JIRA_API_TOKEN_SECRET_NAME"))
+        return JiraClient(s.require("JIRA_URL"), s.require("JIRA_EMAIL"), token)
+
+    @lazy
+    def servicenow(self) -> Any:
+        """ServiceNowClient, or False when ServiceNow write-back is not configured."""
+        from deskbridge.desks.servicenow import ServiceNowClient
+
+        s = self.settings
+        if not s.servicenow_configured:
+            return False
+        if s.raw("SERVICENOW_TOKEN_SECRET_NAME"):
+            return ServiceNowClient(
+                s.require("SERVICENOW_URL"), token=self.secrets.value(s.raw("SERVICENOW_TOKEN_SECRET_NAME"))
+            )
+        password = self.secrets.value(s.require("SERVICENOW_PASSWORD_SECRET_NAME"))
+        return ServiceNowClient(
+            s.require("SERVICENOW_URL"), username=s.require("SERVICENOW_USERNAME"), password=password
+        )
+
+    def forget(self, name: str) -> None:
+        """Drop a built client (after its secret was rotated)."""
+        with self._lock:
+            self.__dict__.pop(name, None)
+
+
+_current: Runtime | None = None
+_current_lock = threading.Lock()
+
+
+def current() -> Runtime:
+    global _current
+    if _current is None:
+        with _current_lock:
+            if _current is None:
+                _current = Runtime()
+    return _current
+
+
+def reset(environ: Mapping[str, str] | None = None) -> Runtime:
+    """A fresh runtime (tests, the demo): new settings, no clients built yet."""
+    global _current
+    with _current_lock:
+        _current = Runtime(Settings(environ))
+    return _current

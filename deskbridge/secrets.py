@@ -1,0 +1,114 @@
+"""Key Vault reads with an in-process TTL cache.
+
+One :class:`SecretCache` per worker process wraps one ``SecretClient``.
+A secret is read once, kept for the TTL, and re-read on demand when the
+caller has reason to believe it was rotated (a 401 from Syskit Point, an
+``invalid_client`` from Entra ID).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+log = logging.getLogger("deskbridge.secrets")
+
+
+class SecretUnavailable(Exception):
+    """Key Vault could not give the secret. ``transient`` says whether to retry."""
+
+    def __init__(self, name: str, reason: str, transient: bool) -> None:
+        super().__init__(f"Key Vault secret {name!r}: {reason}")
+        self.name = name
+        self.reason = reason
+        self.transient = transient
+
+
+@dataclass(frozen=True)
+class Secret:
+    name: str
+    value: str
+    expires_on: datetime | None
+    read_at: float
+
+    def __repr__(self) -> str:  # never show the value
+        return f"Secret(name={self.name!r}, expires_on={self.expires_on!r})"
+
+
+class SecretReader(Protocol):
+    def get_secret(self, name: str, **kwargs: Any) -> Any: ...
+
+
+class SecretCache:
+    def __init__(self, client: SecretReader, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._client = client
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._cache: dict[str, Secret] = {}
+        self._lock = threading.Lock()
+        self.reads = 0  # Key Vault round trips, for tests and benchmarks
+
+    def get(self, name: str, *, refresh: bool = False) -> Secret:
+        seen = self._cache.get(name)
+        if seen and not refresh and self._fresh(seen):
+            return seen
+        with self._lock:  # one Key Vault read for many concurrent callers
+            current = self._cache.get(name)
+            if current is not None and (current is not seen or not refresh) and self._fresh(current):
+                return current  # fresh, or re-read by another thread while this one waited
+            secret = self._read(name)
+            self._cache[name] = secret
+            return secret
+
+    def _fresh(self, secret: Secret) -> bool:
+        return self._clock() - secret.read_at < self._ttl
+
+    def value(self, name: str, *, refresh: bool = False) -> str:
+        return self.get(name, refresh=refresh).value
+
+    def values(self, names: tuple[str, ...], *, refresh: bool = False) -> list[str]:
+        return [self.value(name, refresh=refresh) for name in names]
+
+    def cached(self) -> list[Secret]:
+        return list(self._cache.values())
+
+    def _read(self, name: str) -> Secret:
+        from azure.core.exceptions import (
+            ClientAuthenticationError,
+            HttpResponseError,
+            ResourceNotFoundError,
+            ServiceRequestError,
+            ServiceResponseError,
+        )
+
+        self.reads += 1
+        try:
+            bundle = self._client.get_secret(name)
+        except ResourceNotFoundError:
+            raise SecretUnavailable(name, "not found in the vault (check the *_SECRET_NAME setting)", False) from None
+        except ClientAuthenticationError as exc:
+            raise SecretUnavailable(name, f"authentication to Key Vault failed ({_first_line(exc)})", True) from None
+        except HttpResponseError as exc:
+            status = getattr(exc, "status_code", None)
+            if status == 403:
+                raise SecretUnavailable(
+                    name, "access denied: give the function's identity the Key Vault Secrets User role", True
+                ) from None
+            raise SecretUnavailable(name, f"Key Vault answered {status}", True) from None
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise SecretUnavailable(name, f"Key Vault unreachable ({type(exc).__name__})", True) from None
+        value = bundle.value or ""
+        if not value:
+            raise SecretUnavailable(name, "the secret is empty", False)
+        expires_on = getattr(getattr(bundle, "properties", None), "expires_on", None)
+        return Secret(name=name, value=value, expires_on=expires_on, read_at=self._clock())
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__

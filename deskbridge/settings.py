@@ -1,0 +1,482 @@
+"""Every app setting the bridge reads, declared once.
+
+Settings are read from the environment (app settings in Azure,
+``local.settings.json`` under ``func start``) on first use, never at import
+time: an exception while ``function_app`` imports would hide every function.
+A setting that is missing or malformed raises :class:`ConfigurationError`
+naming the setting (never its value); handlers turn that into a 503.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+
+
+class ConfigurationError(Exception):
+    """A setting the current operation needs is missing or malformed."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"setting {setting}: {problem}")
+        self.setting = setting
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    name: str
+    default: str | None
+    doc: str
+    required: bool = False
+
+
+def _spec(name: str, default: str | None, doc: str, required: bool = False) -> SettingSpec:
+    return SettingSpec(name, default, doc, required)
+
+
+# The one list of settings: the README, local.settings.example.json and the
+# Bicep app settings are checked against it by tests/test_settings_docs.py.
+SETTINGS: tuple[SettingSpec, ...] = (
+    # Syskit Point and its Entra ID app
+    _spec("POINT_URL", None, "Syskit Point base URL, e.g. https://contoso.point.syskit.com", True),
+    _spec("POINT_TENANT_ID", None, "Directory (tenant) ID of the integration app", True),
+    _spec(
+        "POINT_API_APP_ID",
+        None,
+        "Application (client) ID of the Syskit Point API app; the scope is {id}/.default",
+        True,
+    ),
+    _spec("POINT_CLIENT_ID", None, "Application (client) ID of the integration app", True),
+    _spec(
+        "POINT_AUTH_MODE",
+        "secret",
+        "secret (client secret from Key Vault) or federated (managed identity as a federated credential)",
+    ),
+    _spec(
+        "POINT_CLIENT_SECRET_NAME",
+        "point-client-secret",
+        "Key Vault secret holding the integration app's client secret",
+    ),
+    _spec("POINT_TEMPLATE_IDS", "", "allowed template ids, comma-separated; empty allows any"),
+    _spec("POINT_DEFAULT_TEMPLATE_ID", "", "template used when a desk payload names none"),
+    _spec("POINT_DEFAULT_WORKSPACE_TYPE", "teams", "teams, groups, sites or yammer, when a payload names none"),
+    _spec("POINT_CONNECT_TIMEOUT_SECONDS", "3.05", "connect timeout of each Syskit Point call"),
+    _spec(
+        "POINT_READ_TIMEOUT_SECONDS",
+        "6",
+        "read timeout of each Syskit Point call; a POST that times out is recorded as uncertain",
+    ),
+    _spec(
+        "POINT_RETRY_BUDGET_SECONDS", "7", "total time an approval may spend retrying Syskit Point before it is queued"
+    ),
+    _spec(
+        "POINT_WEBHOOK_KEY_SECRET_NAME",
+        "",
+        "Key Vault secret(s) holding the Syskit Point webhook signature key; two comma-separated names during rotation",
+    ),
+    # Key Vault
+    _spec("KEY_VAULT_URL", None, "URL of the Key Vault holding every secret", True),
+    _spec("BRIDGE_SECRET_TTL_SECONDS", "3600", "how long a secret read from Key Vault is cached in process"),
+    _spec("BRIDGE_SECRET_EXPIRY_WARNING_DAYS", "30", "warn when a secret expires within this many days"),
+    # Storage
+    _spec("BRIDGE_LEDGER_TABLE", "provisioningrequests", "Azure Table holding one record per ticket"),
+    _spec("BRIDGE_DELIVERIES_TABLE", "deliveries", "Azure Table remembering webhook delivery ids, to drop replays"),
+    _spec("BRIDGE_RETRY_QUEUE", "provisioning-retries", "queue of approvals waiting for another attempt"),
+    _spec(
+        "BRIDGE_RETRY_POISON_QUEUE",
+        "provisioning-retries-poison",
+        "where approvals go after the last attempt; keep it {retry queue}-poison",
+    ),
+    _spec("BRIDGE_DESK_QUEUE", "desk-updates", "queue of outcomes to write back to the desks"),
+    _spec(
+        "BRIDGE_DESK_POISON_QUEUE",
+        "desk-updates-poison",
+        "where desk updates go after the last attempt; keep it {desk queue}-poison",
+    ),
+    _spec("BRIDGE_RETRY_SCHEDULE", "60,300,1800,7200,21600", "seconds between attempts; the last one repeats"),
+    _spec("BRIDGE_RETRY_MAX_AGE_SECONDS", "86400", "keep retrying until a request is at least this old"),
+    # Limits
+    _spec("BRIDGE_MAX_BODY_BYTES", "262144", "largest request body accepted"),
+    _spec("BRIDGE_MAX_OWNERS", "100", "most owners one request may name"),
+    _spec("BRIDGE_MAX_MEMBERS", "1000", "most members one request may name"),
+    # /api/provision callers
+    _spec(
+        "PROVISION_SIGNING_SECRET_NAME",
+        "",
+        "Key Vault secret(s) (whsec_...) for Standard Webhooks signatures on /api/provision",
+    ),
+    _spec("PROVISION_REQUIRE_SIGNATURE", "", "true or false; default: true when a signing secret is configured"),
+    # Jira
+    _spec("JIRA_APPROVED_STATUS", "Approved", "status name that means approved"),
+    _spec("JIRA_FIELD_DISPLAY_NAME", "summary", "field holding the workspace name"),
+    _spec("JIRA_FIELD_DESCRIPTION", "summary", "field holding the workspace description"),
+    _spec("JIRA_FIELD_OWNERS", "", "user-picker field of owners; empty: the reporter"),
+    _spec("JIRA_FIELD_MEMBERS", "", "user-picker field of members; empty: none"),
+    _spec("JIRA_FIELD_WORKSPACE_TYPE", "", "select or text field naming the workspace type"),
+    _spec("JIRA_FIELD_PRIVACY", "", "select, checkbox or text field: private or public"),
+    _spec("JIRA_FIELD_TEMPLATE", "", "select, number or text field holding the template id"),
+    _spec("JIRA_URL", "", "Jira site, e.g. https://contoso.atlassian.net; enables e-mail lookup and write-back"),
+    _spec("JIRA_EMAIL", "", "account whose API token the bridge uses"),
+    _spec("JIRA_API_TOKEN_SECRET_NAME", "", "Key Vault secret holding that account's API token"),
+    _spec(
+        "JIRA_WEBHOOK_SECRET_NAME",
+        "",
+        "Key Vault secret(s) of the Jira admin webhook; two comma-separated names during rotation",
+    ),
+    _spec("JIRA_REQUIRE_SIGNATURE", "", "true or false; default: true when a webhook secret is configured"),
+    _spec(
+        "JIRA_INTERNAL_NOTE", "true", "write outcomes as Jira Service Management internal notes (false: plain comments)"
+    ),
+    _spec("JIRA_TRANSITION_COMPLETED", "", "transition to apply when provisioning completes (by name)"),
+    _spec("JIRA_TRANSITION_FAILED", "", "transition to apply when provisioning fails (by name)"),
+    # ServiceNow
+    _spec("SERVICENOW_URL", "", "instance, e.g. https://contoso.service-now.com; enables write-back"),
+    _spec("SERVICENOW_USERNAME", "", "integration user for write-back (basic auth)"),
+    _spec("SERVICENOW_PASSWORD_SECRET_NAME", "", "Key Vault secret holding that user's password"),
+    _spec("SERVICENOW_TOKEN_SECRET_NAME", "", "Key Vault secret holding an OAuth bearer token (instead of basic auth)"),
+    _spec(
+        "SERVICENOW_SIGNING_SECRET_NAME",
+        "",
+        "Key Vault secret(s) (whsec_...) for Standard Webhooks signatures on /api/servicenow",
+    ),
+    _spec("SERVICENOW_REQUIRE_SIGNATURE", "", "true or false; default: true when a signing secret is configured"),
+    _spec("SERVICENOW_VARIABLE_DISPLAY_NAME", "site_name", "catalog variable holding the workspace name"),
+    _spec("SERVICENOW_VARIABLE_DESCRIPTION", "site_description", "catalog variable holding the description"),
+    _spec("SERVICENOW_VARIABLE_WORKSPACE_TYPE", "workspace_type", "catalog variable holding the workspace type"),
+    _spec("SERVICENOW_VARIABLE_PRIVACY", "is_private", "catalog variable holding privacy (true/false)"),
+    _spec("SERVICENOW_VARIABLE_TEMPLATE", "template_id", "catalog variable holding the template id"),
+    _spec(
+        "SERVICENOW_STATE_COMPLETED",
+        "",
+        "sc_req_item state to set when provisioning completes (e.g. 3); empty: leave it",
+    ),
+    _spec("SERVICENOW_STATE_FAILED", "", "sc_req_item state to set when provisioning fails (e.g. 4); empty: leave it"),
+)
+
+SETTING_NAMES = frozenset(spec.name for spec in SETTINGS)
+_DEFAULTS = {spec.name: spec.default for spec in SETTINGS}
+
+WORKSPACE_TYPES = ("teams", "groups", "sites", "yammer")
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+class Settings:
+    """Typed, validated view of the app settings.
+
+    Each property parses its setting when first read and raises
+    :class:`ConfigurationError` if it is missing or malformed, so a problem
+    with a setting only affects the operations that need it.
+    """
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self._env = dict(os.environ if environ is None else environ)
+
+    # -- raw access ---------------------------------------------------------
+    def raw(self, name: str) -> str:
+        value = self._env.get(name, "").strip()
+        if value:
+            return value
+        default = _DEFAULTS.get(name)
+        return default or ""
+
+    def require(self, name: str) -> str:
+        value = self.raw(name)
+        if not value:
+            raise ConfigurationError(name, "is not set")
+        return value
+
+    def _int(self, name: str, minimum: int = 0) -> int:
+        value = self.raw(name)
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigurationError(name, "must be a whole number") from None
+        if number < minimum:
+            raise ConfigurationError(name, f"must be at least {minimum}")
+        return number
+
+    def _float(self, name: str) -> float:
+        try:
+            number = float(self.raw(name))
+        except ValueError:
+            raise ConfigurationError(name, "must be a number of seconds") from None
+        if number <= 0:
+            raise ConfigurationError(name, "must be greater than 0")
+        return number
+
+    def _flag(self, name: str, default: bool) -> bool:
+        value = self.raw(name).lower()
+        if not value:
+            return default
+        if value in ("true", "1", "yes"):
+            return True
+        if value in ("false", "0", "no"):
+            return False
+        raise ConfigurationError(name, "must be true or false")
+
+    def environ(self, name: str) -> str:
+        """A variable outside the bridge's own list (Azure's own settings)."""
+        return self._env.get(name, "")
+
+    # -- Syskit Point -------------------------------------------------------
+    @cached_property
+    def point_url(self) -> str:
+        url = self.require("POINT_URL").rstrip("/")
+        if not url.startswith(("https://", "http://")):
+            raise ConfigurationError("POINT_URL", "must be an https:// URL")
+        return url
+
+    @property
+    def point_tenant_id(self) -> str:
+        return self.require("POINT_TENANT_ID")
+
+    @property
+    def point_client_id(self) -> str:
+        return self.require("POINT_CLIENT_ID")
+
+    @cached_property
+    def point_scope(self) -> str:
+        app_id = self.require("POINT_API_APP_ID")
+        if app_id.endswith("/.default"):
+            return app_id
+        return f"{app_id.rstrip('/')}/.default"
+
+    @cached_property
+    def point_auth_mode(self) -> str:
+        mode = self.raw("POINT_AUTH_MODE").lower()
+        if mode not in ("secret", "federated"):
+            raise ConfigurationError("POINT_AUTH_MODE", "must be secret or federated")
+        return mode
+
+    @property
+    def point_client_secret_name(self) -> str:
+        return self.require("POINT_CLIENT_SECRET_NAME")
+
+    @cached_property
+    def template_ids(self) -> frozenset[int]:
+        try:
+            return frozenset(int(part) for part in _csv(self.raw("POINT_TEMPLATE_IDS")))
+        except ValueError:
+            raise ConfigurationError("POINT_TEMPLATE_IDS", "must be whole numbers separated by commas") from None
+
+    @cached_property
+    def default_template_id(self) -> int | None:
+        if not self.raw("POINT_DEFAULT_TEMPLATE_ID"):
+            return None
+        return self._int("POINT_DEFAULT_TEMPLATE_ID")
+
+    @cached_property
+    def default_workspace_type(self) -> str:
+        value = self.raw("POINT_DEFAULT_WORKSPACE_TYPE").lower()
+        if value not in WORKSPACE_TYPES:
+            raise ConfigurationError("POINT_DEFAULT_WORKSPACE_TYPE", "must be one of " + ", ".join(WORKSPACE_TYPES))
+        return value
+
+    @cached_property
+    def point_timeouts(self) -> tuple[float, float]:
+        return (self._float("POINT_CONNECT_TIMEOUT_SECONDS"), self._float("POINT_READ_TIMEOUT_SECONDS"))
+
+    @cached_property
+    def point_retry_budget(self) -> float:
+        return self._float("POINT_RETRY_BUDGET_SECONDS")
+
+    @property
+    def point_webhook_key_secret_names(self) -> tuple[str, ...]:
+        return _csv(self.raw("POINT_WEBHOOK_KEY_SECRET_NAME"))
+
+    # -- Key Vault ----------------------------------------------------------
+    @cached_property
+    def key_vault_url(self) -> str:
+        url = self.require("KEY_VAULT_URL").rstrip("/")
+        if not url.startswith("https://"):
+            raise ConfigurationError("KEY_VAULT_URL", "must be an https:// URL")
+        return url
+
+    @cached_property
+    def secret_ttl(self) -> int:
+        return self._int("BRIDGE_SECRET_TTL_SECONDS")
+
+    @cached_property
+    def secret_expiry_warning_days(self) -> int:
+        return self._int("BRIDGE_SECRET_EXPIRY_WARNING_DAYS")
+
+    # -- storage ------------------------------------------------------------
+    def _storage_name(self, name: str, pattern: str) -> str:
+        import re
+
+        value = self.require(name)
+        if not re.fullmatch(pattern, value):
+            raise ConfigurationError(name, "is not a valid Azure Storage name")
+        return value
+
+    @cached_property
+    def ledger_table(self) -> str:
+        return self._storage_name("BRIDGE_LEDGER_TABLE", r"[A-Za-z][A-Za-z0-9]{2,62}")
+
+    @cached_property
+    def deliveries_table(self) -> str:
+        return self._storage_name("BRIDGE_DELIVERIES_TABLE", r"[A-Za-z][A-Za-z0-9]{2,62}")
+
+    def _queue(self, name: str) -> str:
+        return self._storage_name(name, r"[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]")
+
+    @cached_property
+    def retry_queue(self) -> str:
+        return self._queue("BRIDGE_RETRY_QUEUE")
+
+    @cached_property
+    def retry_poison_queue(self) -> str:
+        return self._queue("BRIDGE_RETRY_POISON_QUEUE")
+
+    @cached_property
+    def desk_queue(self) -> str:
+        return self._queue("BRIDGE_DESK_QUEUE")
+
+    @cached_property
+    def desk_poison_queue(self) -> str:
+        return self._queue("BRIDGE_DESK_POISON_QUEUE")
+
+    @cached_property
+    def retry_schedule(self) -> tuple[int, ...]:
+        try:
+            delays = tuple(int(part) for part in _csv(self.raw("BRIDGE_RETRY_SCHEDULE")))
+        except ValueError:
+            delays = ()
+        if not delays or min(delays) < 1 or max(delays) > 7 * 24 * 3600 - 1:
+            raise ConfigurationError(
+                "BRIDGE_RETRY_SCHEDULE", "must be comma-separated whole seconds, each between 1 and 604799"
+            )
+        return delays
+
+    @cached_property
+    def retry_max_age(self) -> int:
+        return self._int("BRIDGE_RETRY_MAX_AGE_SECONDS")
+
+    # -- limits -------------------------------------------------------------
+    @cached_property
+    def max_body_bytes(self) -> int:
+        return self._int("BRIDGE_MAX_BODY_BYTES", minimum=1024)
+
+    @cached_property
+    def max_owners(self) -> int:
+        return self._int("BRIDGE_MAX_OWNERS", minimum=1)
+
+    @cached_property
+    def max_members(self) -> int:
+        return self._int("BRIDGE_MAX_MEMBERS")
+
+    # -- caller signatures --------------------------------------------------
+    def signing_secret_names(self, route: str) -> tuple[str, ...]:
+        """Secret names for a route's caller signature (jira, servicenow, provision)."""
+        setting = {
+            "jira": "JIRA_WEBHOOK_SECRET_NAME",
+            "servicenow": "SERVICENOW_SIGNING_SECRET_NAME",
+            "provision": "PROVISION_SIGNING_SECRET_NAME",
+        }[route]
+        return _csv(self.raw(setting))
+
+    def signature_required(self, route: str) -> bool:
+        setting = {
+            "jira": "JIRA_REQUIRE_SIGNATURE",
+            "servicenow": "SERVICENOW_REQUIRE_SIGNATURE",
+            "provision": "PROVISION_REQUIRE_SIGNATURE",
+        }[route]
+        required = self._flag(setting, default=bool(self.signing_secret_names(route)))
+        if required and not self.signing_secret_names(route):
+            secret_setting = {
+                "jira": "JIRA_WEBHOOK_SECRET_NAME",
+                "servicenow": "SERVICENOW_SIGNING_SECRET_NAME",
+                "provision": "PROVISION_SIGNING_SECRET_NAME",
+            }[route]
+            raise ConfigurationError(secret_setting, f"is not set, but {setting} is true")
+        return required
+
+    # -- Jira ---------------------------------------------------------------
+    @property
+    def jira_approved_status(self) -> str:
+        return self.raw("JIRA_APPROVED_STATUS")
+
+    def jira_field(self, role: str) -> str:
+        """Field id for a role: DISPLAY_NAME, DESCRIPTION, OWNERS, MEMBERS, ..."""
+        return self.raw(f"JIRA_FIELD_{role}")
+
+    @property
+    def jira_configured(self) -> bool:
+        return bool(self.raw("JIRA_URL") and self.raw("JIRA_EMAIL") and self.raw("JIRA_API_TOKEN_SECRET_NAME"))
+
+    @property
+    def jira_internal_note(self) -> bool:
+        return self._flag("JIRA_INTERNAL_NOTE", default=True)
+
+    # -- ServiceNow ---------------------------------------------------------
+    def servicenow_variable(self, role: str) -> str:
+        return self.raw(f"SERVICENOW_VARIABLE_{role}")
+
+    @property
+    def servicenow_configured(self) -> bool:
+        has_auth = (self.raw("SERVICENOW_USERNAME") and self.raw("SERVICENOW_PASSWORD_SECRET_NAME")) or self.raw(
+            "SERVICENOW_TOKEN_SECRET_NAME"
+        )
+        return bool(self.raw("SERVICENOW_URL") and has_auth)
+
+    # -- storage connection (Azure's own settings) --------------------------
+    @property
+    def storage_connection_string(self) -> str:
+        return self.environ("AzureWebJobsStorage")
+
+    def storage_service_uri(self, service: str) -> str:
+        """Identity-based connection: AzureWebJobsStorage__{service}ServiceUri."""
+        uri = self.environ(f"AzureWebJobsStorage__{service}ServiceUri")
+        if not uri:
+            account = self.environ("AzureWebJobsStorage__accountName")
+            if account:
+                uri = f"https://{account}.{service}.core.windows.net"
+        return uri
+
+
+def check_all(settings: Settings) -> list[ConfigurationError]:
+    """Every problem with the settings, for ``doctor``."""
+    problems: list[ConfigurationError] = []
+    checks = (
+        lambda: settings.point_url,
+        lambda: settings.point_tenant_id,
+        lambda: settings.point_client_id,
+        lambda: settings.point_scope,
+        lambda: settings.point_auth_mode,
+        lambda: settings.key_vault_url,
+        lambda: settings.template_ids,
+        lambda: settings.default_template_id,
+        lambda: settings.default_workspace_type,
+        lambda: settings.point_timeouts,
+        lambda: settings.point_retry_budget,
+        lambda: settings.secret_ttl,
+        lambda: settings.secret_expiry_warning_days,
+        lambda: settings.ledger_table,
+        lambda: settings.deliveries_table,
+        lambda: settings.retry_queue,
+        lambda: settings.retry_poison_queue,
+        lambda: settings.desk_queue,
+        lambda: settings.desk_poison_queue,
+        lambda: settings.retry_schedule,
+        lambda: settings.retry_max_age,
+        lambda: settings.max_body_bytes,
+        lambda: settings.max_owners,
+        lambda: settings.max_members,
+        lambda: settings.signature_required("jira"),
+        lambda: settings.signature_required("servicenow"),
+        lambda: settings.signature_required("provision"),
+        lambda: settings.jira_internal_note,
+    )
+    for check in checks:
+        try:
+            check()
+        except ConfigurationError as problem:
+            problems.append(problem)
+    if not settings.storage_connection_string and not settings.storage_service_uri("table"):
+        problems.append(ConfigurationError("AzureWebJobsStorage", "is not set (nor AzureWebJobsStorage__accountName)"))
+    return problems

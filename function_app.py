@@ -1,0 +1,57 @@
+"""Point Desk Bridge: the table of triggers. The logic lives in the deskbridge package."""
+
+import azure.functions as func
+
+from deskbridge import handlers
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+
+@app.route(route="provision", methods=["POST"])
+def provision(req: func.HttpRequest) -> func.HttpResponse:
+    return handlers.approval("provision", req)
+
+
+@app.route(route="jira", methods=["POST"])
+def jira(req: func.HttpRequest) -> func.HttpResponse:
+    return handlers.approval("jira", req)
+
+
+@app.route(route="servicenow", methods=["POST"])
+def servicenow(req: func.HttpRequest) -> func.HttpResponse:
+    return handlers.approval("servicenow", req)
+
+
+@app.route(route="point/events", methods=["POST"])
+def point_events(req: func.HttpRequest) -> func.HttpResponse:
+    return handlers.point_event(req)
+
+
+@app.route(route="requests/{source}/{ticket}", methods=["GET"])
+def request_status(req: func.HttpRequest) -> func.HttpResponse:
+    return handlers.request_status(req)
+
+
+@app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    return handlers.health(req)
+
+
+@app.queue_trigger(arg_name="msg", queue_name="%BRIDGE_RETRY_QUEUE%", connection="AzureWebJobsStorage")
+def retry(msg: func.QueueMessage) -> None:
+    handlers.retry(msg)
+
+
+@app.queue_trigger(arg_name="msg", queue_name="%BRIDGE_RETRY_POISON_QUEUE%", connection="AzureWebJobsStorage")
+def retry_poisoned(msg: func.QueueMessage) -> None:
+    handlers.retry_poisoned(msg)
+
+
+@app.queue_trigger(arg_name="msg", queue_name="%BRIDGE_DESK_QUEUE%", connection="AzureWebJobsStorage")
+def desk_update(msg: func.QueueMessage) -> None:
+    handlers.desk_update(msg)
+
+
+@app.queue_trigger(arg_name="msg", queue_name="%BRIDGE_DESK_POISON_QUEUE%", connection="AzureWebJobsStorage")
+def desk_update_poisoned(msg: func.QueueMessage) -> None:
+    handlers.desk_update_poisoned(msg)
