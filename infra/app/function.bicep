@@ -1,0 +1,120 @@
+// Flex Consumption plan and the Python function app. The app settings the
+// bridge reads come in as one object (built in main.bicep); the Azure
+// platform settings (storage by identity, Application Insights by Entra ID)
+// are added here.
+param planName string
+param name string
+param location string
+param tags object = {}
+@description('resource id of the user-assigned managed identity')
+param identityId string
+@description('client id of the user-assigned managed identity')
+param identityClientId string
+param storageBlobEndpoint string
+param storageQueueEndpoint string
+param storageTableEndpoint string
+param deploymentContainerName string
+param applicationInsightsConnectionString string
+@description('the settings the bridge reads (deskbridge.settings.SETTINGS)')
+param bridgeSettings object
+@allowed([512, 2048, 4096])
+param instanceMemoryMB int = 2048
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_225: zone redundancy for FC1 exists only in some regions and needs zone-redundant storage; enable it per region if you need it
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_222: the service desks and Syskit Point call the function over the internet; there is no private network between them
+  // checkov:skip=CKV_AZURE_17: the callers (Jira Cloud, ServiceNow, Syskit Point webhooks) cannot present client certificates
+  // checkov:skip=CKV_AZURE_212: Flex Consumption scales instances on demand; always-ready instances cost money and the retry queue covers a cold or lost instance
+  // checkov:skip=CKV_AZURE_213: Flex Consumption does not support siteConfig.healthCheckPath; GET /api/health is there for external probes
+  name: name
+  location: location
+  tags: union(tags, { 'azd-service-name': 'api' })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    keyVaultReferenceIdentity: identityId
+    siteConfig: {
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storageBlobEndpoint}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        instanceMemoryMB: instanceMemoryMB
+        maximumInstanceCount: maximumInstanceCount
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+  }
+
+  resource appSettings 'config' = {
+    name: 'appsettings'
+    properties: union(bridgeSettings, {
+      AzureWebJobsStorage__blobServiceUri: storageBlobEndpoint
+      AzureWebJobsStorage__queueServiceUri: storageQueueEndpoint
+      AzureWebJobsStorage__tableServiceUri: storageTableEndpoint
+      AzureWebJobsStorage__credential: 'managedidentity'
+      AzureWebJobsStorage__clientId: identityClientId
+      AZURE_CLIENT_ID: identityClientId
+      APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
+      APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+    })
+  }
+
+  // Deployments use Entra ID (azd, az functionapp deploy); no publishing passwords.
+  resource ftpPublishing 'basicPublishingCredentialsPolicies' = {
+    name: 'ftp'
+    properties: {
+      allow: false
+    }
+  }
+
+  resource scmPublishing 'basicPublishingCredentialsPolicies' = {
+    name: 'scm'
+    properties: {
+      allow: false
+    }
+  }
+}
+
+output name string = functionApp.name
+output defaultHostName string = functionApp.properties.defaultHostName
+output uri string = 'https://${functionApp.properties.defaultHostName}'

@@ -1,0 +1,511 @@
+// Point Desk Bridge: everything `azd up` (or `az deployment sub create`)
+// needs in one subscription-scope deployment. It creates the resource group
+// and, in it, one managed identity, storage, Key Vault, monitoring, the
+// Flex Consumption function app, a workbook and an alert rule.
+targetScope = 'subscription'
+
+// ---------------------------------------------------------------- deployment
+
+@minLength(1)
+@maxLength(64)
+@description('Name of the environment (azd: AZURE_ENV_NAME); part of every resource name')
+param environmentName string
+
+@minLength(1)
+@description('Region for every resource (azd: AZURE_LOCATION); Flex Consumption must be offered there')
+param location string
+
+@description('Resource group to create; empty: rg-{environmentName}')
+param resourceGroupName string = ''
+
+@description('Key Vault name; empty: derived from the environment. Purge protection keeps a deleted vault\'s name for 90 days: set a new one to redeploy sooner')
+param keyVaultName string = ''
+
+@description('Flex Consumption instance memory (MB)')
+@allowed([512, 2048, 4096])
+param instanceMemoryMB int = 2048
+
+@description('Flex Consumption: most instances the app scales out to')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Storage redundancy')
+@allowed(['Standard_LRS', 'Standard_ZRS', 'Standard_GRS', 'Standard_GZRS'])
+param storageSkuName string = 'Standard_LRS'
+
+@description('Days Log Analytics keeps the logs')
+@minValue(30)
+@maxValue(730)
+param logRetentionInDays int = 30
+
+@description('E-mail address that gets the alert on failed, poisoned or uncertain requests; empty: no e-mail')
+param alertEmail string = ''
+
+@description('true: the bridge gets its Syskit Point token with the integration app\'s client secret from Key Vault. false: with the managed identity as a federated credential of the integration app (POINT_AUTH_MODE=federated); add the credential from the outputs first')
+param usePointClientSecret bool = true
+
+@description('Expiry written on each secret this deployment sets (the bridge warns BRIDGE_SECRET_EXPIRY_WARNING_DAYS before it)')
+param secretsExpireOn string = dateTimeAdd(utcNow(), 'P1Y')
+
+// ---------------------------------------------------------- secret values
+// Optional. A secret is written to Key Vault only when its value is given;
+// deploying again without it leaves the stored secret as it is.
+
+@secure()
+@description('Client secret of the integration app (Entra ID); stored as POINT_CLIENT_SECRET_NAME')
+param pointClientSecret string = ''
+
+@secure()
+@description('Syskit Point webhook signature key; stored as point-webhook-key unless POINT_WEBHOOK_KEY_SECRET_NAME is given')
+param pointWebhookKey string = ''
+
+@secure()
+@description('Secret of the Jira admin webhook; stored as jira-webhook-secret unless JIRA_WEBHOOK_SECRET_NAME is given')
+param jiraWebhookSecret string = ''
+
+@secure()
+@description('API token of the Jira account in JIRA_EMAIL; stored as jira-api-token unless JIRA_API_TOKEN_SECRET_NAME is given')
+param jiraApiToken string = ''
+
+@secure()
+@description('Password of SERVICENOW_USERNAME; stored as servicenow-password unless SERVICENOW_PASSWORD_SECRET_NAME is given')
+param servicenowPassword string = ''
+
+@secure()
+@description('ServiceNow OAuth bearer token (instead of a password); stored as servicenow-token unless SERVICENOW_TOKEN_SECRET_NAME is given')
+param servicenowToken string = ''
+
+@secure()
+@description('Standard Webhooks secret (whsec_...) for /api/servicenow; stored as servicenow-signing-secret unless SERVICENOW_SIGNING_SECRET_NAME is given')
+param servicenowSigningSecret string = ''
+
+@secure()
+@description('Standard Webhooks secret (whsec_...) for /api/provision; stored as provision-signing-secret unless PROVISION_SIGNING_SECRET_NAME is given')
+param provisionSigningSecret string = ''
+
+// ------------------------------------------------------------ secret names
+// A feature whose secret-name setting is absent is off. Give a name to use a
+// secret you put in the vault yourself; two comma-separated names during
+// rotation (the first one is the one written from the value above).
+
+@description('POINT_CLIENT_SECRET_NAME: Key Vault secret holding the integration app\'s client secret')
+param pointClientSecretName string = 'point-client-secret'
+
+@description('POINT_WEBHOOK_KEY_SECRET_NAME; empty: point-webhook-key when pointWebhookKey is given, else off')
+param pointWebhookKeySecretName string = ''
+
+@description('JIRA_WEBHOOK_SECRET_NAME; empty: jira-webhook-secret when jiraWebhookSecret is given, else off')
+param jiraWebhookSecretName string = ''
+
+@description('JIRA_API_TOKEN_SECRET_NAME; empty: jira-api-token when jiraApiToken is given, else off')
+param jiraApiTokenSecretName string = ''
+
+@description('SERVICENOW_PASSWORD_SECRET_NAME; empty: servicenow-password when servicenowPassword is given, else off')
+param servicenowPasswordSecretName string = ''
+
+@description('SERVICENOW_TOKEN_SECRET_NAME; empty: servicenow-token when servicenowToken is given, else off')
+param servicenowTokenSecretName string = ''
+
+@description('SERVICENOW_SIGNING_SECRET_NAME; empty: servicenow-signing-secret when servicenowSigningSecret is given, else off')
+param servicenowSigningSecretName string = ''
+
+@description('PROVISION_SIGNING_SECRET_NAME; empty: provision-signing-secret when provisionSigningSecret is given, else off')
+param provisionSigningSecretName string = ''
+
+// ------------------------------------------------------- bridge settings
+// One parameter per setting in deskbridge/settings.py (SETTINGS). An empty
+// value means the bridge's own default.
+
+@description('POINT_URL: Syskit Point base URL, e.g. https://contoso.point.syskit.com')
+@minLength(1)
+param pointUrl string
+
+@description('POINT_TENANT_ID: Directory (tenant) ID of the integration app (empty: the tenant of this subscription)')
+param pointTenantId string = ''
+
+@description('POINT_API_APP_ID: Application (client) ID of the Syskit Point API app; the scope is {id}/.default')
+@minLength(1)
+param pointApiAppId string
+
+@description('POINT_CLIENT_ID: Application (client) ID of the integration app')
+@minLength(1)
+param pointClientId string
+
+@description('POINT_TEMPLATE_IDS: allowed template ids, comma-separated; empty allows any')
+param pointTemplateIds string = ''
+
+@description('POINT_DEFAULT_TEMPLATE_ID: template used when a desk payload names none')
+param pointDefaultTemplateId string = ''
+
+@description('POINT_DEFAULT_WORKSPACE_TYPE: teams, groups, sites or yammer, when a payload names none (empty: teams)')
+param pointDefaultWorkspaceType string = ''
+
+@description('POINT_CONNECT_TIMEOUT_SECONDS: connect timeout of each Syskit Point call (empty: 3.05)')
+param pointConnectTimeoutSeconds string = ''
+
+@description('POINT_READ_TIMEOUT_SECONDS: read timeout of each Syskit Point call; a POST that times out is recorded as uncertain (empty: 6)')
+param pointReadTimeoutSeconds string = ''
+
+@description('POINT_RETRY_BUDGET_SECONDS: total time an approval may spend retrying Syskit Point before it is queued (empty: 7)')
+param pointRetryBudgetSeconds string = ''
+
+@description('BRIDGE_SECRET_TTL_SECONDS: how long a secret read from Key Vault is cached in process (empty: 3600)')
+param bridgeSecretTtlSeconds string = ''
+
+@description('BRIDGE_SECRET_EXPIRY_WARNING_DAYS: warn when a secret expires within this many days (empty: 30)')
+param bridgeSecretExpiryWarningDays string = ''
+
+@description('BRIDGE_LEDGER_TABLE: Azure Table holding one record per ticket')
+param bridgeLedgerTable string = 'provisioningrequests'
+
+@description('BRIDGE_DELIVERIES_TABLE: Azure Table remembering webhook delivery ids, to drop replays')
+param bridgeDeliveriesTable string = 'deliveries'
+
+@description('BRIDGE_RETRY_QUEUE: queue of approvals waiting for another attempt')
+param bridgeRetryQueue string = 'provisioning-retries'
+
+@description('BRIDGE_RETRY_POISON_QUEUE: where approvals go after the last attempt; keep it {retry queue}-poison')
+param bridgeRetryPoisonQueue string = 'provisioning-retries-poison'
+
+@description('BRIDGE_DESK_QUEUE: queue of outcomes to write back to the desks')
+param bridgeDeskQueue string = 'desk-updates'
+
+@description('BRIDGE_DESK_POISON_QUEUE: where desk updates go after the last attempt; keep it {desk queue}-poison')
+param bridgeDeskPoisonQueue string = 'desk-updates-poison'
+
+@description('BRIDGE_RETRY_SCHEDULE: seconds between attempts; the last one repeats (empty: 60,300,1800,7200,21600)')
+param bridgeRetrySchedule string = ''
+
+@description('BRIDGE_RETRY_MAX_AGE_SECONDS: keep retrying until a request is at least this old (empty: 86400)')
+param bridgeRetryMaxAgeSeconds string = ''
+
+@description('BRIDGE_MAX_BODY_BYTES: largest request body accepted (empty: 262144)')
+param bridgeMaxBodyBytes string = ''
+
+@description('BRIDGE_MAX_OWNERS: most owners one request may name (empty: 100)')
+param bridgeMaxOwners string = ''
+
+@description('BRIDGE_MAX_MEMBERS: most members one request may name (empty: 1000)')
+param bridgeMaxMembers string = ''
+
+@description('PROVISION_REQUIRE_SIGNATURE: true or false; default: true when a signing secret is configured')
+param provisionRequireSignature string = ''
+
+@description('JIRA_APPROVED_STATUS: status name that means approved (empty: Approved)')
+param jiraApprovedStatus string = ''
+
+@description('JIRA_FIELD_DISPLAY_NAME: field holding the workspace name (empty: summary)')
+param jiraFieldDisplayName string = ''
+
+@description('JIRA_FIELD_DESCRIPTION: field holding the workspace description (empty: summary)')
+param jiraFieldDescription string = ''
+
+@description('JIRA_FIELD_OWNERS: user-picker field of owners; empty: the reporter')
+param jiraFieldOwners string = ''
+
+@description('JIRA_FIELD_MEMBERS: user-picker field of members; empty: none')
+param jiraFieldMembers string = ''
+
+@description('JIRA_FIELD_WORKSPACE_TYPE: select or text field naming the workspace type')
+param jiraFieldWorkspaceType string = ''
+
+@description('JIRA_FIELD_PRIVACY: select, checkbox or text field: private or public')
+param jiraFieldPrivacy string = ''
+
+@description('JIRA_FIELD_TEMPLATE: select, number or text field holding the template id')
+param jiraFieldTemplate string = ''
+
+@description('JIRA_URL: Jira site, e.g. https://contoso.atlassian.net; enables e-mail lookup and write-back')
+param jiraUrl string = ''
+
+@description('JIRA_EMAIL: account whose API token the bridge uses')
+param jiraEmail string = ''
+
+@description('JIRA_REQUIRE_SIGNATURE: true or false; default: true when a webhook secret is configured')
+param jiraRequireSignature string = ''
+
+@description('JIRA_INTERNAL_NOTE: write outcomes as Jira Service Management internal notes (false: plain comments) (empty: true)')
+param jiraInternalNote string = ''
+
+@description('JIRA_TRANSITION_COMPLETED: transition to apply when provisioning completes (by name)')
+param jiraTransitionCompleted string = ''
+
+@description('JIRA_TRANSITION_FAILED: transition to apply when provisioning fails (by name)')
+param jiraTransitionFailed string = ''
+
+@description('SERVICENOW_URL: instance, e.g. https://contoso.service-now.com; enables write-back')
+param servicenowUrl string = ''
+
+@description('SERVICENOW_USERNAME: integration user for write-back (basic auth)')
+param servicenowUsername string = ''
+
+@description('SERVICENOW_REQUIRE_SIGNATURE: true or false; default: true when a signing secret is configured')
+param servicenowRequireSignature string = ''
+
+@description('SERVICENOW_VARIABLE_DISPLAY_NAME: catalog variable holding the workspace name (empty: site_name)')
+param servicenowVariableDisplayName string = ''
+
+@description('SERVICENOW_VARIABLE_DESCRIPTION: catalog variable holding the description (empty: site_description)')
+param servicenowVariableDescription string = ''
+
+@description('SERVICENOW_VARIABLE_WORKSPACE_TYPE: catalog variable holding the workspace type (empty: workspace_type)')
+param servicenowVariableWorkspaceType string = ''
+
+@description('SERVICENOW_VARIABLE_PRIVACY: catalog variable holding privacy (true/false) (empty: is_private)')
+param servicenowVariablePrivacy string = ''
+
+@description('SERVICENOW_VARIABLE_TEMPLATE: catalog variable holding the template id (empty: template_id)')
+param servicenowVariableTemplate string = ''
+
+@description('SERVICENOW_STATE_COMPLETED: sc_req_item state to set when provisioning completes (e.g. 3); empty: leave it')
+param servicenowStateCompleted string = ''
+
+@description('SERVICENOW_STATE_FAILED: sc_req_item state to set when provisioning fails (e.g. 4); empty: leave it')
+param servicenowStateFailed string = ''
+
+// ---------------------------------------------------------------- names
+
+var abbrs = loadJsonContent('abbreviations.json')
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+}
+var deploymentContainerName = 'deployment-package'
+
+// ------------------------------------------------------------- secrets
+
+var pointClientSecretNames = usePointClientSecret ? pointClientSecretName : ''
+var pointWebhookKeyNames = !empty(pointWebhookKeySecretName) ? pointWebhookKeySecretName : (empty(pointWebhookKey) ? '' : 'point-webhook-key')
+var jiraWebhookSecretNames = !empty(jiraWebhookSecretName) ? jiraWebhookSecretName : (empty(jiraWebhookSecret) ? '' : 'jira-webhook-secret')
+var jiraApiTokenNames = !empty(jiraApiTokenSecretName) ? jiraApiTokenSecretName : (empty(jiraApiToken) ? '' : 'jira-api-token')
+var servicenowPasswordNames = !empty(servicenowPasswordSecretName) ? servicenowPasswordSecretName : (empty(servicenowPassword) ? '' : 'servicenow-password')
+var servicenowTokenNames = !empty(servicenowTokenSecretName) ? servicenowTokenSecretName : (empty(servicenowToken) ? '' : 'servicenow-token')
+var servicenowSigningSecretNames = !empty(servicenowSigningSecretName) ? servicenowSigningSecretName : (empty(servicenowSigningSecret) ? '' : 'servicenow-signing-secret')
+var provisionSigningSecretNames = !empty(provisionSigningSecretName) ? provisionSigningSecretName : (empty(provisionSigningSecret) ? '' : 'provision-signing-secret')
+
+// Only the setting of a feature that is on is set.
+var secretNameSettings = union(
+  empty(pointClientSecretNames) ? {} : { POINT_CLIENT_SECRET_NAME: pointClientSecretNames },
+  empty(pointWebhookKeyNames) ? {} : { POINT_WEBHOOK_KEY_SECRET_NAME: pointWebhookKeyNames },
+  empty(jiraWebhookSecretNames) ? {} : { JIRA_WEBHOOK_SECRET_NAME: jiraWebhookSecretNames },
+  empty(jiraApiTokenNames) ? {} : { JIRA_API_TOKEN_SECRET_NAME: jiraApiTokenNames },
+  empty(servicenowPasswordNames) ? {} : { SERVICENOW_PASSWORD_SECRET_NAME: servicenowPasswordNames },
+  empty(servicenowTokenNames) ? {} : { SERVICENOW_TOKEN_SECRET_NAME: servicenowTokenNames },
+  empty(servicenowSigningSecretNames) ? {} : { SERVICENOW_SIGNING_SECRET_NAME: servicenowSigningSecretNames },
+  empty(provisionSigningSecretNames) ? {} : { PROVISION_SIGNING_SECRET_NAME: provisionSigningSecretNames }
+)
+
+var secretValues = {
+  items: [
+    {
+      name: first(split(pointClientSecretNames, ','))
+      value: usePointClientSecret ? pointClientSecret : ''
+    }
+    {
+      name: first(split(pointWebhookKeyNames, ','))
+      value: pointWebhookKey
+    }
+    {
+      name: first(split(jiraWebhookSecretNames, ','))
+      value: jiraWebhookSecret
+    }
+    {
+      name: first(split(jiraApiTokenNames, ','))
+      value: jiraApiToken
+    }
+    {
+      name: first(split(servicenowPasswordNames, ','))
+      value: servicenowPassword
+    }
+    {
+      name: first(split(servicenowTokenNames, ','))
+      value: servicenowToken
+    }
+    {
+      name: first(split(servicenowSigningSecretNames, ','))
+      value: servicenowSigningSecret
+    }
+    {
+      name: first(split(provisionSigningSecretNames, ','))
+      value: provisionSigningSecret
+    }
+  ]
+}
+
+// ------------------------------------------------------------ resources
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: !empty(resourceGroupName) ? resourceGroupName : '${abbrs.resourcesResourceGroups}${environmentName}'
+  location: location
+  tags: tags
+}
+
+module identity 'app/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: '${abbrs.managedIdentityUserAssignedIdentities}${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'app/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: '${abbrs.operationalInsightsWorkspaces}${resourceToken}'
+    applicationInsightsName: '${abbrs.insightsComponents}${resourceToken}'
+    location: location
+    tags: tags
+    retentionInDays: logRetentionInDays
+    principalId: identity.outputs.principalId
+  }
+}
+
+module storage 'app/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: '${abbrs.storageStorageAccounts}${resourceToken}'
+    location: location
+    tags: tags
+    skuName: storageSkuName
+    deploymentContainerName: deploymentContainerName
+    tableNames: [
+      bridgeLedgerTable
+      bridgeDeliveriesTable
+    ]
+    queueNames: [
+      bridgeRetryQueue
+      bridgeRetryPoisonQueue
+      bridgeDeskQueue
+      bridgeDeskPoisonQueue
+    ]
+    principalId: identity.outputs.principalId
+  }
+}
+
+module keyVault 'app/keyvault.bicep' = {
+  name: 'keyvault'
+  scope: rg
+  params: {
+    name: !empty(keyVaultName) ? keyVaultName : '${abbrs.keyVaultVaults}${resourceToken}'
+    location: location
+    tags: tags
+    principalId: identity.outputs.principalId
+    secrets: secretValues
+    secretsExpireOn: secretsExpireOn
+  }
+}
+
+// Every setting the bridge reads (deskbridge.settings.SETTINGS), except the
+// secret names, which are set above only for the features that are on.
+var bridgeSettings = union(secretNameSettings, {
+  KEY_VAULT_URL: keyVault.outputs.uri
+  POINT_AUTH_MODE: usePointClientSecret ? 'secret' : 'federated'
+  POINT_URL: pointUrl
+  POINT_TENANT_ID: empty(pointTenantId) ? tenant().tenantId : pointTenantId
+  POINT_API_APP_ID: pointApiAppId
+  POINT_CLIENT_ID: pointClientId
+  POINT_TEMPLATE_IDS: pointTemplateIds
+  POINT_DEFAULT_TEMPLATE_ID: pointDefaultTemplateId
+  POINT_DEFAULT_WORKSPACE_TYPE: pointDefaultWorkspaceType
+  POINT_CONNECT_TIMEOUT_SECONDS: pointConnectTimeoutSeconds
+  POINT_READ_TIMEOUT_SECONDS: pointReadTimeoutSeconds
+  POINT_RETRY_BUDGET_SECONDS: pointRetryBudgetSeconds
+  BRIDGE_SECRET_TTL_SECONDS: bridgeSecretTtlSeconds
+  BRIDGE_SECRET_EXPIRY_WARNING_DAYS: bridgeSecretExpiryWarningDays
+  BRIDGE_LEDGER_TABLE: bridgeLedgerTable
+  BRIDGE_DELIVERIES_TABLE: bridgeDeliveriesTable
+  BRIDGE_RETRY_QUEUE: bridgeRetryQueue
+  BRIDGE_RETRY_POISON_QUEUE: bridgeRetryPoisonQueue
+  BRIDGE_DESK_QUEUE: bridgeDeskQueue
+  BRIDGE_DESK_POISON_QUEUE: bridgeDeskPoisonQueue
+  BRIDGE_RETRY_SCHEDULE: bridgeRetrySchedule
+  BRIDGE_RETRY_MAX_AGE_SECONDS: bridgeRetryMaxAgeSeconds
+  BRIDGE_MAX_BODY_BYTES: bridgeMaxBodyBytes
+  BRIDGE_MAX_OWNERS: bridgeMaxOwners
+  BRIDGE_MAX_MEMBERS: bridgeMaxMembers
+  PROVISION_REQUIRE_SIGNATURE: provisionRequireSignature
+  JIRA_APPROVED_STATUS: jiraApprovedStatus
+  JIRA_FIELD_DISPLAY_NAME: jiraFieldDisplayName
+  JIRA_FIELD_DESCRIPTION: jiraFieldDescription
+  JIRA_FIELD_OWNERS: jiraFieldOwners
+  JIRA_FIELD_MEMBERS: jiraFieldMembers
+  JIRA_FIELD_WORKSPACE_TYPE: jiraFieldWorkspaceType
+  JIRA_FIELD_PRIVACY: jiraFieldPrivacy
+  JIRA_FIELD_TEMPLATE: jiraFieldTemplate
+  JIRA_URL: jiraUrl
+  JIRA_EMAIL: jiraEmail
+  JIRA_REQUIRE_SIGNATURE: jiraRequireSignature
+  JIRA_INTERNAL_NOTE: jiraInternalNote
+  JIRA_TRANSITION_COMPLETED: jiraTransitionCompleted
+  JIRA_TRANSITION_FAILED: jiraTransitionFailed
+  SERVICENOW_URL: servicenowUrl
+  SERVICENOW_USERNAME: servicenowUsername
+  SERVICENOW_REQUIRE_SIGNATURE: servicenowRequireSignature
+  SERVICENOW_VARIABLE_DISPLAY_NAME: servicenowVariableDisplayName
+  SERVICENOW_VARIABLE_DESCRIPTION: servicenowVariableDescription
+  SERVICENOW_VARIABLE_WORKSPACE_TYPE: servicenowVariableWorkspaceType
+  SERVICENOW_VARIABLE_PRIVACY: servicenowVariablePrivacy
+  SERVICENOW_VARIABLE_TEMPLATE: servicenowVariableTemplate
+  SERVICENOW_STATE_COMPLETED: servicenowStateCompleted
+  SERVICENOW_STATE_FAILED: servicenowStateFailed
+})
+
+module functionApp 'app/function.bicep' = {
+  name: 'function-app'
+  scope: rg
+  params: {
+    planName: '${abbrs.webServerFarms}${resourceToken}'
+    name: '${abbrs.webSitesFunctions}${resourceToken}'
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageBlobEndpoint: storage.outputs.blobEndpoint
+    storageQueueEndpoint: storage.outputs.queueEndpoint
+    storageTableEndpoint: storage.outputs.tableEndpoint
+    deploymentContainerName: storage.outputs.deploymentContainerName
+    applicationInsightsConnectionString: monitoring.outputs.connectionString
+    bridgeSettings: bridgeSettings
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+  }
+}
+
+module observability 'app/observability.bicep' = {
+  name: 'observability'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    queueServiceId: storage.outputs.queueServiceId
+    actionGroupName: '${abbrs.insightsActionGroups}${resourceToken}'
+    alertRuleName: '${abbrs.insightsScheduledQueryRules}attention-${resourceToken}'
+    alertEmail: alertEmail
+  }
+}
+
+// -------------------------------------------------------------- outputs
+// azd writes these into .azure/<env>/.env.
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output FUNCTION_APP_URL string = functionApp.outputs.uri
+output POINT_EVENTS_URL string = '${functionApp.outputs.uri}/api/point/events'
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+output AZURE_KEY_VAULT_ENDPOINT string = keyVault.outputs.uri
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
+output MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+// For POINT_AUTH_MODE=federated: add a federated credential with these
+// values to the integration app (Certificates & secrets > Federated credentials).
+output FEDERATED_CREDENTIAL_ISSUER string = '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+output FEDERATED_CREDENTIAL_SUBJECT string = identity.outputs.principalId
+output FEDERATED_CREDENTIAL_AUDIENCE string = 'api://AzureADTokenExchange'
