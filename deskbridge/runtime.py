@@ -56,7 +56,8 @@ class Runtime:
         """DefaultAzureCredential: managed identity in Azure, AZURE_* variables elsewhere."""
         from azure.identity import DefaultAzureCredential
 
-        return DefaultAzureCredential(exclude_interactive_browser_credential=True)
+        # Instance discovery is skipped: the authority is whatever AZURE_AUTHORITY_HOST says.
+        return DefaultAzureCredential(exclude_interactive_browser_credential=True, disable_instance_discovery=True)
 
     @lazy
     def secrets(self) -> Any:
@@ -66,7 +67,13 @@ class Runtime:
 
         vault = self.settings.key_vault_url
         # A vault on loopback is the local stand-in; the SDK would refuse its challenge.
-        client = SecretClient(vault, self.azure_credential, verify_challenge_resource=not _is_loopback(vault))
+        client = SecretClient(
+            vault,
+            self.azure_credential,
+            verify_challenge_resource=not _is_loopback(vault),
+            retry_total=2,  # a desk waits for the answer: fail over to the retry queue quickly
+            retry_backoff_max=2,
+        )
         return SecretCache(client, self.settings.secret_ttl)
 
     # -- Syskit Point --------------------------------------------------------

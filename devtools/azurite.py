@@ -1,0 +1,82 @@
+"""Start and stop Azurite (the Azure Storage emulator, from npm) on free loopback ports."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ACCOUNT = "devstoreaccount1"
+# The emulator's published, well-known development key (not a secret).
+ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+_LISTENING = re.compile(r"Azurite (Blob|Queue|Table) service is successfully listening at http://127\.0\.0\.1:(\d+)")
+
+
+class AzuriteError(RuntimeError):
+    pass
+
+
+def azurite_command() -> str:
+    local = ROOT / "node_modules" / ".bin" / "azurite"
+    if local.exists():
+        return str(local)
+    found = shutil.which("azurite")
+    if found:
+        return found
+    raise AzuriteError("Azurite is not installed: run `npm ci` in the project folder (it needs Node.js 20)")
+
+
+class Azurite:
+    """One Azurite process. In memory by default; ``location`` keeps data on disk across restarts."""
+
+    def __init__(self, log_path: Path, location: Path | None = None, ports: dict[str, int] | None = None) -> None:
+        self.log_path = log_path
+        self.location = location
+        self.ports: dict[str, int] = dict(ports or {})
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> Azurite:
+        args = [azurite_command(), "--skipApiVersionCheck", "--disableTelemetry", "--loose"]
+        args += ["--location", str(self.location)] if self.location else ["--inMemoryPersistence"]
+        for service in ("blob", "queue", "table"):
+            args += [f"--{service}Host", "127.0.0.1", f"--{service}Port", str(self.ports.get(service, 0))]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "wb")  # noqa: SIM115 - the process owns it until it stops
+        self._process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=str(self.location or ROOT))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = {m.group(1).lower(): int(m.group(2)) for m in _LISTENING.finditer(self.log_path.read_text())}
+            if len(found) == 3:
+                self.ports = found
+                return self
+            if self._process.poll() is not None:
+                raise AzuriteError(f"Azurite exited with {self._process.returncode}; see {self.log_path}")
+            time.sleep(0.05)
+        self.stop()
+        raise AzuriteError(f"Azurite did not start within {timeout} s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self._process and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(5)
+        self._process = None
+
+    def restart(self) -> Azurite:
+        """Stop and start again on the same ports (data survives only with ``location``)."""
+        self.stop()
+        return self.start()
+
+    @property
+    def connection_string(self) -> str:
+        endpoints = ";".join(
+            f"{service.capitalize()}Endpoint=http://127.0.0.1:{self.ports[service]}/{ACCOUNT}"
+            for service in ("blob", "queue", "table")
+        )
+        return f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};{endpoints};"
