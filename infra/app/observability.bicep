@@ -14,7 +14,7 @@ param workbookDisplayName string = 'Point Desk Bridge'
 var attentionQuery = '''
 traces
 | extend event = tostring(customDimensions.bridge_event), outcome = tostring(customDimensions.outcome)
-| where event == "poisoned" or outcome in ("failed", "uncertain", "point_failed")
+| where event != "point_call" and (event in ("poisoned", "failed", "uncertain") or outcome in ("failed", "uncertain", "point_failed"))
 | project timestamp, event, source = tostring(customDimensions.source), ticket = tostring(customDimensions.ticket), outcome
 '''
 

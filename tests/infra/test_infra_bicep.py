@@ -1,0 +1,281 @@
+"""What the template promises, asserted on pycep's parse of infra/*.bicep."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import yaml
+from infra_helpers import INFRA, ROOT, object_keys, parsed, resource
+
+ROLES = {
+    "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
+    "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
+    "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
+    "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+    "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
+}
+SECRET_VALUE_PARAMS = {
+    "pointClientSecret",
+    "pointWebhookKey",
+    "jiraWebhookSecret",
+    "jiraApiToken",
+    "servicenowPassword",
+    "servicenowToken",
+    "servicenowSigningSecret",
+    "provisionSigningSecret",
+}
+
+
+def _variable(doc, name):
+    return doc["variables"][name]["value"]
+
+
+def test_main_is_subscription_scope_and_creates_the_resource_group():
+    bicep = parsed()
+    main = bicep["main"]
+    assert main["globals"]["scope"]["value"] == "subscription"
+    (group,) = [r for r in main["resources"].values() if r["type"] == "Microsoft.Resources/resourceGroups"]
+    assert not group["existing"]
+    assert set(main["modules"]) >= {"identity", "storage", "keyVault", "monitoring", "functionApp", "observability"}
+    for module in main["modules"].values():
+        assert module["config"]["scope"] == "rg"
+
+
+def test_flex_consumption_plan():
+    bicep = parsed()
+    plan = resource(bicep["app/function"], "plan")
+    assert plan["sku"] == {"name": "FC1", "tier": "FlexConsumption"}
+    assert plan["properties"]["reserved"] is True  # Linux
+
+
+def test_function_app_runtime_and_transport():
+    bicep = parsed()
+    doc = bicep["app/function"]
+    site = resource(doc, "functionApp")
+    assert doc["resources"]["functionApp"]["type"] == "Microsoft.Web/sites"
+    assert site["kind"] == "functionapp,linux"
+    properties = site["properties"]
+    assert properties["httpsOnly"] is True
+    assert properties["siteConfig"]["minTlsVersion"] == "1.2"
+    assert properties["siteConfig"]["scmMinTlsVersion"] == "1.2"
+    assert properties["siteConfig"]["ftpsState"] == "Disabled"
+    config = properties["functionAppConfig"]
+    assert config["runtime"] == {"name": "python", "version": "3.11"}
+    assert config["scaleAndConcurrency"] == {
+        "instanceMemoryMB": "instanceMemoryMB",
+        "maximumInstanceCount": "maximumInstanceCount",
+    }
+    storage = config["deployment"]["storage"]
+    assert storage["type"] == "blobContainer"
+    assert storage["authentication"] == {
+        "type": "UserAssignedIdentity",
+        "userAssignedIdentityResourceId": "identityId",
+    }
+    assert site["identity"]["type"] == "UserAssigned"
+    for name in ("ftpPublishing", "scmPublishing"):
+        assert resource(doc, name)["properties"]["allow"] is False
+
+
+def test_scale_settings_are_parameters():
+    bicep = parsed()
+    params = bicep["main"]["parameters"]
+    assert params["instanceMemoryMB"]["type"] == "int"
+    assert params["maximumInstanceCount"]["type"] == "int"
+    module = bicep["main"]["modules"]["functionApp"]["config"]["params"]
+    assert module["instanceMemoryMB"] == "instanceMemoryMB"
+    assert module["maximumInstanceCount"] == "maximumInstanceCount"
+
+
+def test_storage_account_allows_no_keys_and_no_public_blobs():
+    bicep = parsed()
+    account = resource(bicep["app/storage"], "storage")["properties"]
+    assert account["allowSharedKeyAccess"] is False
+    assert account["allowBlobPublicAccess"] is False
+    assert account["minimumTlsVersion"] == "TLS1_2"
+    assert account["supportsHttpsTrafficOnly"] is True
+    assert account["defaultToOAuthAuthentication"] is True
+
+
+def test_storage_has_the_deployment_container_tables_and_queues():
+    bicep = parsed()
+    doc = bicep["app/storage"]
+    types = {r["type"] for r in doc["resources"].values()}
+    assert {
+        "Microsoft.Storage/storageAccounts/blobServices/containers",
+        "Microsoft.Storage/storageAccounts/tableServices/tables",
+        "Microsoft.Storage/storageAccounts/queueServices/queues",
+    } <= types
+    params = bicep["main"]["modules"]["storage"]["config"]["params"]
+    assert params["tableNames"] == ["bridgeLedgerTable", "bridgeDeliveriesTable"]
+    assert params["queueNames"] == [
+        "bridgeRetryQueue",
+        "bridgeRetryPoisonQueue",
+        "bridgeDeskQueue",
+        "bridgeDeskPoisonQueue",
+    ]
+
+
+def test_role_assignments_are_the_five_roles_for_the_managed_identity_only():
+    bicep = parsed()
+    assigned = []
+    for path, doc in bicep.items():
+        for name, res in doc["resources"].items():
+            if res["type"] != "Microsoft.Authorization/roleAssignments":
+                continue
+            body = resource(doc, name)["properties"]
+            assert body["principalType"] == "ServicePrincipal", (path, name)
+            assert body["principalId"] == "principalId", (path, name)
+            role_variable = body["roleDefinitionId"]["function"]["parameters"]["resource_name_1"]
+            assigned.append(_variable(doc, role_variable))
+    assert sorted(assigned) == sorted(ROLES)
+    for module in ("storage", "keyVault", "monitoring"):
+        params = bicep["main"]["modules"][module]["config"]["params"]
+        outputs = {
+            "operator": {"type": "property_accessor", "operands": {"operand_1": "outputs", "operand_2": "principalId"}}
+        }
+        accessor = {"type": "property_accessor", "operands": {"operand_1": "identity", "operand_2": outputs}}
+        assert params["principalId"] == {"operator": accessor}
+
+
+def test_one_user_assigned_identity():
+    bicep = parsed()
+    identities = [
+        (path, name)
+        for path, doc in bicep.items()
+        for name, res in doc["resources"].items()
+        if res["type"] == "Microsoft.ManagedIdentity/userAssignedIdentities"
+    ]
+    assert identities == [("app/identity", "identity")]
+
+
+def test_key_vault_rbac_soft_delete_purge_protection():
+    bicep = parsed()
+    vault = resource(bicep["app/keyvault"], "vault")["properties"]
+    assert vault["enableRbacAuthorization"] is True
+    assert vault["enableSoftDelete"] is True
+    assert vault["enablePurgeProtection"] is True
+    assert "accessPolicies" not in vault
+
+
+def test_secrets_are_written_only_when_a_value_is_given():
+    bicep = parsed()
+    doc = bicep["app/keyvault"]
+    secret = doc["resources"]["secret"]["config"]
+    assert secret["condition"]["operator"]["type"] == "not"
+    assert secret["condition"]["operator"]["operands"]["bool_value"]["function"]["type"] == "empty"
+    assert {"type": "secure"} in doc["parameters"]["secrets"]["decorators"]
+    main = bicep["main"]["parameters"]
+    for name in SECRET_VALUE_PARAMS:
+        assert {"type": "secure"} in main[name]["decorators"], name
+        assert main[name]["default"] == "", name  # optional, never a value
+    secure = {name for name, p in main.items() if {"type": "secure"} in p["decorators"]}
+    assert secure == SECRET_VALUE_PARAMS
+    items = _variable(bicep["main"], "secretValues")["items"]
+    values = {item["value"] if isinstance(item["value"], str) else "pointClientSecret" for item in items}
+    assert values == SECRET_VALUE_PARAMS
+
+
+def test_monitoring_uses_entra_id_only():
+    bicep = parsed()
+    insights = resource(bicep["app/monitoring"], "applicationInsights")["properties"]
+    assert insights["DisableLocalAuth"] is True
+    assert insights["WorkspaceResourceId"]
+    settings = resource(bicep["app/function"], "appSettings")["properties"]
+    literal = settings["function"]["parameters"]["arg_2"]
+    assert literal["APPLICATIONINSIGHTS_CONNECTION_STRING"] == "applicationInsightsConnectionString"
+    assert literal["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == "ClientId=${identityClientId};Authorization=AAD"
+
+
+def test_storage_connection_is_identity_based():
+    bicep = parsed()
+    settings = resource(bicep["app/function"], "appSettings")["properties"]
+    literal = settings["function"]["parameters"]["arg_2"]
+    assert literal["AzureWebJobsStorage__credential"] == "managedidentity"
+    assert literal["AzureWebJobsStorage__clientId"] == "identityClientId"
+    assert literal["AZURE_CLIENT_ID"] == "identityClientId"
+    for service in ("blob", "queue", "table"):
+        assert literal[f"AzureWebJobsStorage__{service}ServiceUri"] == f"storage{service.capitalize()}Endpoint"
+    keys = object_keys(settings, bicep["app/function"].get("variables", {}))
+    assert "AzureWebJobsStorage" not in keys  # no connection string, no key
+    assert not {"FUNCTIONS_EXTENSION_VERSION", "FUNCTIONS_WORKER_RUNTIME", "WEBSITE_RUN_FROM_PACKAGE"} & keys
+
+
+def test_point_auth_mode_follows_use_point_client_secret():
+    bicep = parsed()
+    main = bicep["main"]
+    use_secret = main["parameters"]["usePointClientSecret"]
+    assert (use_secret["type"], use_secret["default"]) == ("bool", True)
+    literal = _variable(main, "bridgeSettings")["function"]["parameters"]["arg_2"]
+    assert literal["POINT_AUTH_MODE"]["operator"]["operands"] == {
+        "condition": "usePointClientSecret",
+        "true_value": "secret",
+        "false_value": "federated",
+    }
+
+
+def test_workbook_alert_and_action_group():
+    bicep = parsed()
+    doc = bicep["app/observability"]
+    types = {r["type"] for r in doc["resources"].values()}
+    assert {
+        "Microsoft.Insights/workbooks",
+        "Microsoft.Insights/actionGroups",
+        "Microsoft.Insights/scheduledQueryRules",
+    } <= types
+    receivers = resource(doc, "actionGroup")["properties"]["emailReceivers"]["operator"]["operands"]["false_value"]
+    assert receivers[0]["emailAddress"] == "alertEmail"
+    assert bicep["main"]["modules"]["observability"]["config"]["params"]["alertEmail"] == "alertEmail"
+    query = _variable(doc, "attentionQuery")
+    for word in ("poisoned", "failed", "uncertain", "customDimensions.ticket"):
+        assert word in query
+
+
+def test_workbook_queries_the_agreed_custom_dimensions():
+    workbook = json.loads((INFRA / "app" / "workbook.json").read_text(encoding="utf-8"))
+    assert workbook["version"] == "Notebook/1.0"
+    assert workbook["fallbackResourceIds"] == ["__APP_INSIGHTS_ID__"]
+    queries = [item["content"]["query"] for item in workbook["items"] if item["type"] == 3]
+    text = "\n".join(queries)
+    for event in ("approval", "point_call", "poisoned"):
+        assert f'bridge_event) == "{event}"' in text
+    for dimension in ("source", "ticket", "outcome", "point_status", "duration_ms"):
+        assert f"customDimensions.{dimension}" in text
+    (metrics,) = [item["content"] for item in workbook["items"] if item["type"] == 10]
+    assert metrics["resourceIds"] == ["__QUEUE_SERVICE_ID__"]
+    assert metrics["metrics"][0]["metric"].endswith("QueueMessageCount")
+
+
+def test_outputs():
+    bicep = parsed()
+    outputs = bicep["main"]["outputs"]
+    assert {
+        "AZURE_FUNCTION_APP_NAME",
+        "FUNCTION_APP_URL",
+        "AZURE_KEY_VAULT_NAME",
+        "MANAGED_IDENTITY_CLIENT_ID",
+        "FEDERATED_CREDENTIAL_ISSUER",
+        "FEDERATED_CREDENTIAL_SUBJECT",
+        "FEDERATED_CREDENTIAL_AUDIENCE",
+    } <= set(outputs)
+    assert outputs["FEDERATED_CREDENTIAL_AUDIENCE"]["value"] == "api://AzureADTokenExchange"
+    assert outputs["FEDERATED_CREDENTIAL_ISSUER"]["value"].endswith("${tenant().tenantId}/v2.0")
+
+
+def test_parameters_file_matches_main():
+    bicep = parsed()
+    params = bicep["main"]["parameters"]
+    values = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    assert set(values) <= set(params), set(values) - set(params)
+    required = {name for name, p in params.items() if p.get("default") is None}
+    assert required <= set(values), required - set(values)
+    assert values["environmentName"]["value"] == "${AZURE_ENV_NAME}"
+    assert values["location"]["value"] == "${AZURE_LOCATION}"
+    for name in SECRET_VALUE_PARAMS:
+        assert re.fullmatch(r"\$\{[A-Z_]+\}", values[name]["value"]), name
+
+
+def test_azure_yaml_deploys_the_function_app():
+    config = yaml.safe_load((ROOT / "azure.yaml").read_text(encoding="utf-8"))
+    assert config["services"]["api"] == {"project": ".", "language": "python", "host": "function"}
+    assert config["infra"]["path"] == "infra"
