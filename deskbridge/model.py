@@ -108,7 +108,7 @@ class Policy:
     """What the deployment allows; comes from settings."""
 
     allowed_template_ids: frozenset[int] = frozenset()
-    default_template_id: int | None = None
+    default_template_ids: Mapping[str, int] = field(default_factory=dict)  # by workspace type; "" for any
     default_workspace_type: str = "teams"
     limits: Limits = field(default_factory=Limits)
 
@@ -247,13 +247,14 @@ def _text(draft: Mapping[str, Any], key: str, limit: int, errors: list[FieldErro
     return value.strip()
 
 
-def _template_id(draft: Mapping[str, Any], policy: Policy, errors: list[FieldError]) -> int:
+def _template_id(draft: Mapping[str, Any], workspace_type: str, policy: Policy, errors: list[FieldError]) -> int:
     raw = draft.get("templateId")
     if raw is None or raw == "":
-        if policy.default_template_id is None:
-            errors.append(FieldError("templateId", "is required (and no default template is configured)"))
+        default = policy.default_template_ids.get(workspace_type, policy.default_template_ids.get(""))
+        if default is None:
+            errors.append(FieldError("templateId", f"is required (no default template for {workspace_type})"))
             return 0
-        return policy.default_template_id
+        return default
     if isinstance(raw, bool):
         template_id = None
     elif isinstance(raw, int):
@@ -337,7 +338,7 @@ def validate(draft: Mapping[str, Any], policy: Policy) -> ProvisioningRequest:
         errors.append(FieldError("isPrivate", "must be true or false"))
         is_private = False
 
-    template_id = _template_id(draft, policy, errors)
+    template_id = _template_id(draft, workspace_type, policy, errors)
 
     if errors:
         raise InvalidRequest(errors)

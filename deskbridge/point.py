@@ -337,8 +337,9 @@ class PointClient:
                         message=f"Syskit Point refused the request ({status}): {error_message_from(response)}",
                         sends=sends,
                     )
-            # Try again only if the pause and another call fit in the budget.
-            if self._clock() + wait + self.timeouts[0] > deadline:
+            # Try again only if the pause and another call as long as this one fit in the budget.
+            now = self._clock()
+            if now + wait + (now - started) > deadline:
                 return result
             self._sleep(wait)
             pause = min(pause * 2, 2.0)

@@ -95,7 +95,7 @@ def policy_from(runtime: Runtime) -> Policy:
     s = runtime.settings
     return Policy(
         allowed_template_ids=s.template_ids,
-        default_template_id=s.default_template_id,
+        default_template_ids=s.default_template_ids,
         default_workspace_type=s.default_workspace_type,
         limits=Limits(max_owners=s.max_owners, max_members=s.max_members),
     )

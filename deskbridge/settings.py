@@ -60,7 +60,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "Key Vault secret holding the integration app's client secret",
     ),
     _spec("POINT_TEMPLATE_IDS", "", "allowed template ids, comma-separated; empty allows any"),
-    _spec("POINT_DEFAULT_TEMPLATE_ID", "", "template used when a desk payload names none"),
+    _spec("POINT_DEFAULT_TEMPLATE_ID", "", "template used when a desk payload names none: an id, or one per type (teams=7,sites=8,groups=9,yammer=10)"),
     _spec("POINT_DEFAULT_WORKSPACE_TYPE", "teams", "teams, groups, sites or yammer, when a payload names none"),
     _spec("POINT_CONNECT_TIMEOUT_SECONDS", "3.05", "connect timeout of each Syskit Point call"),
     _spec(
@@ -265,10 +265,18 @@ class Settings:
             raise ConfigurationError("POINT_TEMPLATE_IDS", "must be whole numbers separated by commas") from None
 
     @cached_property
-    def default_template_id(self) -> int | None:
-        if not self.raw("POINT_DEFAULT_TEMPLATE_ID"):
-            return None
-        return self._int("POINT_DEFAULT_TEMPLATE_ID")
+    def default_template_ids(self) -> dict[str, int]:
+        """Default template per workspace type; the key "" applies to every type."""
+        defaults: dict[str, int] = {}
+        for part in _csv(self.raw("POINT_DEFAULT_TEMPLATE_ID")):
+            kind, _, number = part.rpartition("=")
+            kind = kind.strip().lower()
+            if kind and kind not in WORKSPACE_TYPES or not number.strip().isdigit():
+                raise ConfigurationError(
+                    "POINT_DEFAULT_TEMPLATE_ID", "must be a template id, or type=id pairs such as teams=7,sites=8"
+                )
+            defaults[kind] = int(number)
+        return defaults
 
     @cached_property
     def default_workspace_type(self) -> str:
@@ -450,7 +458,7 @@ def check_all(settings: Settings) -> list[ConfigurationError]:
         lambda: settings.point_auth_mode,
         lambda: settings.key_vault_url,
         lambda: settings.template_ids,
-        lambda: settings.default_template_id,
+        lambda: settings.default_template_ids,
         lambda: settings.default_workspace_type,
         lambda: settings.point_timeouts,
         lambda: settings.point_retry_budget,

@@ -62,9 +62,10 @@ class EntraStandIn(StandIn):
         with self._token_lock:
             return self._tokens.get(token)
 
-    def revoke_all(self) -> None:
+    def revoke_all(self, resource: str | None = None) -> None:
+        """Forget issued tokens (all, or those for one resource): their holders get 401s."""
         with self._token_lock:
-            self._tokens.clear()
+            self._tokens = {t: i for t, i in self._tokens.items() if resource is not None and i.resource != resource}
 
     def token_requests(self) -> list[Call]:
         return [c for c in self.calls if c.method == "POST" and c.path.endswith("/oauth2/v2.0/token")]

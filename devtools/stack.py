@@ -64,6 +64,24 @@ class LocalStack:
         self.vault.set_secret("servicenow-password", self.servicenow_password)
         return self
 
+    def reset(self) -> None:
+        """Back to the state start() left: no calls, faults, registrations or rotated secrets."""
+        for standin in self._standins:
+            standin.clear()
+            standin.clear_faults()
+        self.point.provisioned.clear()
+        self.point.webhooks.clear()
+        self.point.fail_names.clear()
+        self.point.deliveries.clear()
+        self.jira.comments.clear()
+        self.jira.applied.clear()
+        self.jira.users.clear()
+        self.servicenow.patches.clear()
+        self.callbacks.received.clear()
+        app = self.entra.apps[BRIDGE_APP_ID]
+        app.secret, app.secret_expired, app.roles = self.client_secret, False, {"Point.Provisioning", "Point.Admin"}
+        self.vault.set_secret("point-client-secret", self.client_secret)
+
     def stop(self) -> None:
         for standin in self._standins:
             standin.stop()
@@ -102,7 +120,7 @@ class LocalStack:
             "POINT_API_APP_ID": POINT_API_APP_ID,
             "POINT_CLIENT_ID": BRIDGE_APP_ID,
             "POINT_TEMPLATE_IDS": "7,8,9,10",
-            "POINT_DEFAULT_TEMPLATE_ID": "7",
+            "POINT_DEFAULT_TEMPLATE_ID": "teams=7,sites=8,groups=9,yammer=10",
             "POINT_DEFAULT_WORKSPACE_TYPE": "teams",
             "POINT_WEBHOOK_KEY_SECRET_NAME": "point-webhook-key",
             "KEY_VAULT_URL": self.vault.url,

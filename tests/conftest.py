@@ -1,0 +1,166 @@
+"""Shared fixtures: one local stack per session, fresh tables, queues and runtime per test.
+
+The bridge runs exactly as in Azure, through the functions registered in
+``function_app``; only the services it calls are stand-ins, reached over
+real sockets (HTTPS with a throw-away CA) and Azurite for storage.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import azure.functions as func  # noqa: E402
+from azure.functions.queue import QueueMessage  # noqa: E402
+
+from deskbridge import runtime  # noqa: E402
+from devtools.stack import LocalStack  # noqa: E402
+
+FIXTURES = ROOT / "tests" / "fixtures"
+_FUNCTIONS: dict[str, Any] = {}
+_names = itertools.count(1)
+
+
+def fixture(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text())
+
+
+def functions() -> dict[str, Any]:
+    """The registered functions, by name (get_functions may be called once per app)."""
+    if not _FUNCTIONS:
+        import function_app
+
+        _FUNCTIONS.update({f.get_function_name(): f for f in function_app.app.get_functions()})
+    return _FUNCTIONS
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    started = LocalStack(tmp_path_factory.mktemp("stack")).start()
+    saved = {k: os.environ.get(k) for k in started.process_environment}
+    # The SDKs read trust (REQUESTS_CA_BUNDLE) and identity (AZURE_*) from the process environment.
+    os.environ.update(started.process_environment)
+    yield started
+    started.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+class Bridge:
+    """The app under test: settings, and calls into its registered functions."""
+
+    def __init__(self, stack: LocalStack, settings: dict[str, str]) -> None:
+        self.stack = stack
+        self.settings = settings
+        self.runtime = runtime.reset(settings)
+
+    def configure(self, **changes: str) -> None:
+        """Change settings (a new worker process, as after an app-settings change)."""
+        for key, value in changes.items():
+            if value is None:
+                self.settings.pop(key, None)
+            else:
+                self.settings[key] = value
+        self.runtime = runtime.reset(self.settings)
+
+    def http(
+        self,
+        name: str,
+        body: Any = None,
+        *,
+        method: str = "POST",
+        headers: dict[str, str] | None = None,
+        route_params: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        if isinstance(body, bytes):
+            data = body
+        elif body is None:
+            data = b""
+        else:
+            data = json.dumps(body).encode("utf-8")
+        sent = {"Content-Type": "application/json"} if data else {}
+        sent.update(headers or {})
+        request = func.HttpRequest(method, f"http://localhost:7071/api/{name}", headers=sent, params={},
+                                   route_params=route_params or {}, body=data)
+        response = functions()[name].get_user_function()(request)
+        assert response.mimetype == "application/json", response.mimetype
+        return response.status_code, json.loads(response.get_body())
+
+    def status(self, source: str, ticket: str) -> tuple[int, Any]:
+        return self.http("request_status", method="GET", route_params={"source": source, "ticket": ticket})
+
+    def record(self, source: str, ticket: str) -> Any:
+        return self.runtime.ledger.get(source, ticket)
+
+    # -- queues -------------------------------------------------------------
+    def _queue_client(self, name: str) -> Any:
+        from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+
+        return QueueClient.from_connection_string(
+            self.settings["AzureWebJobsStorage"], name,
+            message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy())
+
+    def queue_count(self, name: str) -> int:
+        return self._queue_client(name).get_queue_properties().approximate_message_count
+
+    def drain(self, queue_setting: str, function: str, *, timeout: float = 30.0) -> int:
+        """Hand every message of a queue, as it comes due, to a queue-triggered function.
+
+        Returns how many messages were handled. Messages come from Azurite and
+        are deleted after the function returns, as the host would.
+        """
+        client = self._queue_client(self.settings[queue_setting])
+        handled = 0
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            batch = list(client.receive_messages(messages_per_page=32, visibility_timeout=60, max_messages=32))
+            for message in batch:
+                incoming = QueueMessage(id=message.id, body=message.content.encode("utf-8"),
+                                        dequeue_count=message.dequeue_count, pop_receipt=message.pop_receipt)
+                functions()[function].get_user_function()(incoming)
+                client.delete_message(message)
+                handled += 1
+            if not batch:
+                if client.get_queue_properties().approximate_message_count == 0:
+                    return handled
+                time.sleep(0.2)
+        raise AssertionError(f"{queue_setting} still had messages after {timeout} s")
+
+    def messages(self, queue_setting: str) -> list[str]:
+        """Visible messages, without taking them."""
+        client = self._queue_client(self.settings[queue_setting])
+        return [m.content for m in client.peek_messages(max_messages=32)]
+
+
+@pytest.fixture
+def bridge(stack: LocalStack) -> Iterator[Bridge]:
+    n = next(_names)
+    settings = dict(os.environ) | stack.settings | {
+        "BRIDGE_LEDGER_TABLE": f"ledger{n}x{os.getpid()}",
+        "BRIDGE_DELIVERIES_TABLE": f"deliveries{n}x{os.getpid()}",
+        "BRIDGE_RETRY_QUEUE": f"retries-{n}-{os.getpid()}",
+        "BRIDGE_RETRY_POISON_QUEUE": f"retries-{n}-{os.getpid()}-poison",
+        "BRIDGE_DESK_QUEUE": f"desk-{n}-{os.getpid()}",
+        "BRIDGE_DESK_POISON_QUEUE": f"desk-{n}-{os.getpid()}-poison",
+        "BRIDGE_RETRY_SCHEDULE": "1,1",
+        "BRIDGE_RETRY_MAX_AGE_SECONDS": "0",
+        "POINT_RETRY_BUDGET_SECONDS": "2",
+        "POINT_READ_TIMEOUT_SECONDS": "1.5",
+    }
+    stack.reset()
+    yield Bridge(stack, settings)
+    runtime.reset({})
