@@ -1,0 +1,7 @@
+"""``python -m deskbridge``: the operator commands (see deskbridge.cli)."""
+
+import sys
+
+from deskbridge.cli import main
+
+sys.exit(main())
