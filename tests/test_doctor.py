@@ -1,0 +1,162 @@
+"""doctor and templates: the operator commands, against the local stack with faults switched on."""
+
+import json
+
+import pytest
+
+from deskbridge import cli, doctor
+from devtools.stack import BRIDGE_APP_ID
+
+
+@pytest.fixture
+def run_cli(bridge, tmp_path, monkeypatch, capsys):
+    """``python -m deskbridge ...`` in this process, with the bridge fixture's runtime."""
+    monkeypatch.chdir(tmp_path)  # no local.settings.json from the project folder
+
+    def run(*argv):
+        code = cli.main(list(argv))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+def states(outcomes):
+    return {o.name: o.state for o in outcomes}
+
+
+def by_name(outcomes, name):
+    return next(o for o in outcomes if o.name == name)
+
+
+def test_healthy_configuration_passes_every_check(bridge, run_cli):
+    bridge.stack.point.webhooks["https://bridge.example/api/point/events?code=abc"] = ["*"]
+    code, out, _ = run_cli("doctor", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["ok"] is True
+    found = {c["check"]: c["state"] for c in report["checks"]}
+    for name in ("settings", "key vault", "other secrets", "token", "syskit point", "templates", "webhooks",
+                 "storage"):
+        assert found[name] == "ok", report
+    assert "4 provisioning template(s)" in by_name(doctor.run_checks(bridge.runtime), "syskit point").message
+    # The client secret was read from Key Vault, not assumed.
+    assert bridge.stack.vault.reads("point-client-secret")
+
+
+def test_human_output_names_the_failing_step_and_what_to_do(bridge, run_cli):
+    bridge.stack.entra.apps[BRIDGE_APP_ID].secret_expired = True
+    code, out, _ = run_cli("doctor")
+    assert code == 1
+    lines = out.splitlines()
+    [token_line] = [line for line in lines if line.startswith("FAIL") and " token " in line]
+    assert "AADSTS7000222" in token_line and "expired" in token_line
+    hint = lines[lines.index(token_line) + 1]
+    assert hint.strip().startswith("->") and "POINT_CLIENT_SECRET_NAME" in hint
+    assert "fix the first one first: token" in out
+    assert bridge.stack.client_secret not in out
+
+
+def test_missing_consent_is_a_403_from_point(bridge):
+    bridge.stack.entra.apps[BRIDGE_APP_ID].roles.discard("Point.Provisioning")
+    outcomes = doctor.run_checks(bridge.runtime)
+    point = by_name(outcomes, "syskit point")
+    assert point.state == "fail" and "403" in point.message and "Point.Provisioning" in point.message
+    assert "admin consent" in point.hint
+    assert states(outcomes)["token"] == "ok"
+    assert by_name(outcomes, "templates").state == "skip" and "syskit point failed" in by_name(
+        outcomes, "templates").message
+
+
+def test_wrong_secret_and_expired_secret_are_told_apart(bridge):
+    app = bridge.stack.entra.apps[BRIDGE_APP_ID]
+    app.secret = "not-what-key-vault-holds"
+    token = by_name(doctor.run_checks(bridge.runtime), "token")
+    assert token.state == "fail" and "AADSTS7000215" in token.message and "wrong" in token.message
+    bridge.stack.reset()
+    bridge.configure()
+    bridge.stack.entra.apps[BRIDGE_APP_ID].secret_expired = True
+    token = by_name(doctor.run_checks(bridge.runtime), "token")
+    assert token.state == "fail" and "AADSTS7000222" in token.message and "new client secret" in token.hint
+
+
+def test_wrong_point_api_app_id(bridge):
+    bridge.configure(POINT_API_APP_ID="api://not-syskit-point")
+    outcomes = doctor.run_checks(bridge.runtime)
+    token = by_name(outcomes, "token")
+    assert token.state == "fail" and "AADSTS500011" in token.message and "POINT_API_APP_ID" in token.message
+    assert states(outcomes)["syskit point"] == "skip"
+
+
+def test_unknown_and_mistyped_templates(bridge):
+    bridge.configure(POINT_TEMPLATE_IDS="7,8,12", POINT_DEFAULT_TEMPLATE_ID="teams=8")
+    templates = by_name(doctor.run_checks(bridge.runtime), "templates")
+    assert templates.state == "fail"
+    assert "template 12 in POINT_TEMPLATE_IDS does not exist" in templates.message
+    assert "template 8 in POINT_DEFAULT_TEMPLATE_ID (teams) is a sites template" in templates.message
+    assert "7 Project team (teams)" in templates.hint
+
+
+def test_settings_and_key_vault_problems(bridge):
+    bridge.configure(POINT_URL=None, POINT_CLIENT_SECRET_NAME="no-such-secret")
+    outcomes = doctor.run_checks(bridge.runtime)
+    assert by_name(outcomes, "settings").state == "fail" and "POINT_URL is not set" in by_name(
+        outcomes, "settings").message
+    # Every later check that needs the settings is skipped, and says why.
+    assert {states(outcomes)[n] for n in ("key vault", "token", "syskit point", "templates")} == {"skip"}
+    bridge.configure(POINT_URL=bridge.stack.point.url)
+    vault = by_name(doctor.run_checks(bridge.runtime), "key vault")
+    assert vault.state == "fail" and "no-such-secret" in vault.message and "POINT_CLIENT_SECRET_NAME" in vault.hint
+
+
+def test_webhook_warnings_and_poisoned_messages(bridge):
+    outcomes = doctor.run_checks(bridge.runtime)
+    webhooks = by_name(outcomes, "webhooks")
+    assert webhooks.state == "warn" and "webhooks register" in webhooks.hint
+    from deskbridge.retries import QueueKey
+
+    bridge.runtime.retry_queue.to_poison(QueueKey("jira", "HR-1"))
+    storage = by_name(doctor.run_checks(bridge.runtime), "storage")
+    assert storage.state == "warn" and "poisoned 1" in storage.message
+
+
+def test_a_check_added_elsewhere_runs_in_place(bridge, monkeypatch):
+    monkeypatch.setattr(doctor, "CHECKS", list(doctor.CHECKS))
+
+    @doctor.check("secret expiry", after="key vault", requires=("key vault",))
+    def secret_expiry(ctx):
+        return doctor.Result.warn(f"{ctx.settings.point_client_secret_name} expires soon", "rotate it")
+
+    outcomes = doctor.run_checks(bridge.runtime)
+    names = [o.name for o in outcomes]
+    assert names[names.index("key vault") + 1] == "secret expiry"
+    assert by_name(outcomes, "secret expiry") == doctor.Outcome(
+        "secret expiry", "warn", "point-client-secret expires soon", "rotate it")
+
+
+def test_templates_command_table_and_json(bridge, run_cli):
+    code, out, _ = run_cli("templates")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["ID", "NAME", "TYPE"]
+    assert lines[1].split() == ["7", "Project", "team", "teams"]
+    assert len(lines) == 5
+    code, out, _ = run_cli("templates", "--json")
+    assert code == 0
+    assert [(t["id"], t["workspaceType"]) for t in json.loads(out)] == [
+        (7, "teams"), (8, "sites"), (9, "groups"), (10, "yammer")]
+
+
+def test_templates_command_fails_with_a_reason(bridge, run_cli):
+    bridge.stack.entra.apps[BRIDGE_APP_ID].roles.discard("Point.Provisioning")
+    code, out, err = run_cli("templates", "--json")
+    assert code == 1
+    assert "403" in json.loads(out)["error"] and "403" in err
+
+
+def test_every_command_has_help(capsys):
+    cli._load_plugins()
+    for name in ("doctor", "demo", "templates", "list", "replay", "webhooks"):
+        with pytest.raises(SystemExit) as exited:
+            cli.main([name, "--help"])
+        assert exited.value.code == 0
+        assert "--json" in capsys.readouterr().out
