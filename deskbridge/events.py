@@ -231,6 +231,17 @@ def desk_update(runtime: Runtime, message: str) -> str:
     record = runtime.ledger.get(key.source, key.ticket)
     if record is None or not key.update:
         return "unknown"
+    if key.update == Status.PROVISIONING and record.status != Status.PROVISIONING:
+        # The outcome arrived first (queue messages run in any order): "started" would only confuse.
+        log.info(
+            "desk update %s for %s/%s skipped: the request is %s now",
+            key.update,
+            key.source,
+            key.ticket,
+            record.status,
+            extra={"bridge_event": "desk_update", "source": key.source, "ticket": key.ticket, "outcome": "superseded"},
+        )
+        return "superseded"
     steps = _steps(runtime, record, key.update)
     for step, write in steps:
         if step in record.desk_updates:
@@ -243,7 +254,7 @@ def desk_update(runtime: Runtime, message: str) -> str:
         def mark(latest: LedgerRecord, step: str = step) -> LedgerRecord | None:
             if step in latest.desk_updates:
                 return None
-            latest.desk_updates = [*latest.desk_updates, step][-40:]
+            latest.desk_updates = [*latest.desk_updates, step]
             return latest
 
         record = runtime.ledger.change(key.source, key.ticket, mark) or record
@@ -323,19 +334,30 @@ def send_callback(runtime: Runtime, record: LedgerRecord, update: str, text: str
     if names:
         from standardwebhooks.webhooks import Webhook
 
+        # The same id on every attempt, so the receiver can drop copies.
         message_id = f"msg_{uuid.uuid5(uuid.NAMESPACE_URL, f'{record.source}/{record.ticket}/{update}').hex}"
         moment = datetime.now(UTC)
+        # Signed with every active secret (two during a rotation), space-separated as the spec allows.
+        signatures = [Webhook(secret).sign(message_id, moment, data) for secret in runtime.secrets.values(names)]
         headers.update(
             {
                 "webhook-id": message_id,
                 "webhook-timestamp": str(int(moment.timestamp())),
-                "webhook-signature": Webhook(runtime.secrets.value(names[0])).sign(message_id, moment, data),
+                "webhook-signature": " ".join(signatures),
             }
         )
-    response = requests.post(
-        record.reply_to["callbackUrl"], data=data.encode("utf-8"), headers=headers, timeout=(3.05, 10)
-    )
-    if response.status_code >= 400:
+    try:
+        # No redirects: a signed outcome goes to the URL the caller gave, nowhere else.
+        response = requests.post(
+            record.reply_to["callbackUrl"],
+            data=data.encode("utf-8"),
+            headers=headers,
+            timeout=(3.05, 10),
+            allow_redirects=False,
+        )
+    except requests.RequestException as exc:
+        raise CallbackError(f"callback unreachable: {type(exc).__name__}", 0) from None
+    if not 200 <= response.status_code < 300:
         raise CallbackError(f"callback answered {response.status_code}", response.status_code)
 
 
@@ -343,24 +365,51 @@ class CallbackError(Exception):
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
-        self.transient = status in (408, 429) or status >= 500
+        self.transient = status in (0, 408, 429) or status >= 500
+
+
+def failed_attempts(record: LedgerRecord, update: str) -> int:
+    """How many times writing this update back has failed so far."""
+    prefix = f"{update}:attempts="
+    counts = [mark[len(prefix) :] for mark in record.desk_updates if mark.startswith(prefix)]
+    return max((int(c) for c in counts if c.isdigit()), default=0)
+
+
+def _reread_credential(runtime: Runtime, desk: str) -> bool:
+    """Drop the desk client and re-read its secret; True when that may help."""
+    s = runtime.settings
+    names = {
+        "jira": ("JIRA_API_TOKEN_SECRET_NAME",),
+        "servicenow": ("SERVICENOW_TOKEN_SECRET_NAME",)
+        if s.raw("SERVICENOW_TOKEN_SECRET_NAME")
+        else ("SERVICENOW_PASSWORD_SECRET_NAME",),
+    }[desk]
+    runtime.forget(desk)
+    try:
+        for setting in names:
+            runtime.secrets.get(s.require(setting), refresh=True)
+    except (SecretUnavailable, ConfigurationError) as exc:
+        log.error("could not read the %s credential again: %s", desk, exc, extra={"bridge_event": "secret"})
+    return True
 
 
 def _desk_failure(runtime: Runtime, key: QueueKey, record: LedgerRecord, step: str, exc: Exception) -> str:
     transient = getattr(exc, "transient", True)
     status = getattr(exc, "status", None)
-    if status == 401 and step.endswith(("jira-comment", "jira-transition")):
-        runtime.forget("jira")  # the API token may have been rotated
-    elif status == 401 and step.endswith("servicenow"):
-        runtime.forget("servicenow")
-    attempts_key = f"{key.update}:attempts"
-    attempts = 1 + sum(1 for mark in record.desk_updates if mark == attempts_key)
+    desk = "jira" if step.endswith(("jira-comment", "jira-transition")) else step.rpartition(":")[2]
+    if status == 401 and desk in ("jira", "servicenow"):
+        # The credential may have been rotated: read it again from Key Vault and try again.
+        transient = _reread_credential(runtime, desk)
+    # One counter per update, kept beside the step markers: "completed:attempts=3".
+    attempts_key = f"{key.update}:attempts="
+    attempts = 1 + failed_attempts(record, key.update)
     schedule = runtime.settings.retry_schedule
     delay = next_delay(attempts, scheduled_age(attempts, schedule), schedule, runtime.settings.retry_max_age)
     reason = f"{type(exc).__name__}: {exc}"[:300]
 
     def count(latest: LedgerRecord) -> LedgerRecord:
-        latest.desk_updates = [*latest.desk_updates, attempts_key][-40:]
+        kept = [mark for mark in latest.desk_updates if not mark.startswith(attempts_key)]
+        latest.desk_updates = [*kept, f"{attempts_key}{failed_attempts(latest, key.update) + 1}"]
         return latest
 
     runtime.ledger.change(key.source, key.ticket, count)
