@@ -229,6 +229,13 @@ def check_other_secrets(ctx: Context) -> Result:
     return Result.ok("read " + ", ".join(repr(name) for _, name in named))
 
 
+@check("secret expiry", requires=("settings",))
+def check_secret_expiry(ctx: Context) -> Result:
+    from deskbridge.expiry import doctor_check  # in its own module: the expiry warning lives there too
+
+    return doctor_check(ctx)
+
+
 # Entra ID error codes: what went wrong, and what to do.
 ENTRA_CODES: dict[str, tuple[str, str]] = {
     "AADSTS7000222": ("the client secret has expired",
@@ -243,17 +250,21 @@ ENTRA_CODES: dict[str, tuple[str, str]] = {
     "AADSTS700016": ("the app POINT_CLIENT_ID is not found in tenant POINT_TENANT_ID",
                      "check POINT_CLIENT_ID and POINT_TENANT_ID against the app registration's Overview page"),
     "AADSTS90002": ("tenant POINT_TENANT_ID not found", "set POINT_TENANT_ID to the Directory (tenant) ID"),
-    "AADSTS700213": ("no federated credential of the app trusts this managed identity",
-                     "add a federated credential for the function's managed identity to the app POINT_CLIENT_ID"),
-}
-_FALLBACK_CODES = {
-    "invalid_scope": "AADSTS500011",
-    "invalid_client": "AADSTS7000215",
+    "AADSTS70021": ("no federated credential of the app trusts this managed identity",
+                     "add a federated credential for the function's managed identity to the app POINT_CLIENT_ID: "
+                     "issuer https://login.microsoftonline.com/POINT_TENANT_ID/v2.0, subject = the identity's object "
+                     "(principal) id, audience api://AzureADTokenExchange"),
 }
 
 
 def entra_code(exc: BaseException) -> str | None:
-    """The Entra ID error code behind a token failure, from the exception and what it was raised from."""
+    """The Entra ID error code behind a token failure.
+
+    Read from the exception chain when it carries Entra ID's text, else from
+    the hint :mod:`deskbridge.point` put in the message for that code.
+    """
+    from deskbridge import point
+
     seen: set[int] = set()
     texts = []
     current: BaseException | None = exc
@@ -262,14 +273,13 @@ def entra_code(exc: BaseException) -> str | None:
         texts.append(str(current))
         current = current.__cause__ or current.__context__
     text = " ".join(texts)
-    codes = re.findall(r"AADSTS\d+", text)
-    for code in codes:
+    for code in re.findall(r"AADSTS\d+", text):
         if code in ENTRA_CODES:
             return code
-    for word, code in _FALLBACK_CODES.items():
-        if word in text:
+    for code, _kind, hint in getattr(point, "_ENTRA_HINTS", ()):
+        if hint in text:
             return code
-    return codes[0] if codes else None
+    return None
 
 
 @check("token", requires=("settings", "key vault"))

@@ -94,6 +94,12 @@ class PointSimulator(StandIn):
     def provision_calls(self) -> list[Call]:
         return self.calls_to("POST", "/v1.0/provision/")
 
+    def reset_behaviour(self) -> None:
+        """Default templates, event delay and delivery (what tests and the demo may have changed)."""
+        self.templates = [dict(t) for t in DEFAULT_TEMPLATES]
+        self.event_delay = 0.5
+        self.deliver = http_deliver
+
     def stop(self) -> None:
         for timer in self._events:
             timer.cancel()

@@ -73,6 +73,7 @@ class LocalStack:
         self.point.webhooks.clear()
         self.point.fail_names.clear()
         self.point.deliveries.clear()
+        self.point.reset_behaviour()
         self.jira.comments.clear()
         self.jira.applied.clear()
         self.jira.users.clear()
