@@ -82,3 +82,58 @@ def test_missing_azurite_is_said_plainly(tmp_path, monkeypatch, capsys):
     with pytest.raises(cli.Failure) as failure, demo.local_stack(tmp_path):
         pytest.fail("the stack must not start without Azurite")
     assert "Azurite" in str(failure.value) and "scripts/bootstrap" in str(failure.value)
+
+
+# -- test.http: every sample is answered as its title says ------------------------------
+
+FUNCTION_BY_ROUTE = {"provision": "provision", "jira": "jira", "servicenow": "servicenow",
+                     "point/events": "point_events", "health": "health"}
+
+
+def http_samples():
+    """(title, method, route, headers, body) of each request in test.http, as REST Client reads it."""
+    text = (ROOT / "test.http").read_text()
+    samples = []
+    for block in text.split("\n###")[1:]:
+        title, *lines = block.splitlines()
+        lines = [line for line in lines if not line.startswith("#")] if lines else []
+        while lines and not lines[0].strip():
+            lines.pop(0)
+        method, url = lines[0].split()
+        blank = lines.index("") if "" in lines else len(lines)
+        headers = dict(line.split(": ", 1) if ": " in line else (line.rstrip(":"), "") for line in lines[1:blank])
+        headers = {k: v.replace("{{functionKey}}", "") for k, v in headers.items()}
+        body = "\n".join(lines[blank + 1:]).strip().encode("utf-8")
+        samples.append((title.strip(), method, url.replace("{{host}}/api/", ""), headers, body))
+    return samples
+
+
+def send(bridge, method, route, headers, body):
+    if route.startswith("requests/"):
+        _, source, ticket = route.split("/")
+        return bridge.http("request_status", method="GET", route_params={"source": source, "ticket": ticket})
+    return bridge.http(FUNCTION_BY_ROUTE[route], body or None, method=method, headers=headers)
+
+
+def test_every_test_http_sample_is_answered_as_described(bridge):
+    samples = http_samples()
+    routes = {route.split("/")[0] if route.startswith("requests/") else route for _, _, route, _, _ in samples}
+    assert routes == {"health", "provision", "jira", "servicenow", "point/events", "requests"}
+    expected = [200, 201, 201, 201, 200, 400, 201, 200, 201, 201, 201, 422, 200, 200, 200]
+    answers = [send(bridge, *sample[1:]) for sample in samples[: len(expected)]]
+    assert [status for status, _ in answers] == expected, list(zip([s[0] for s in samples], answers, strict=False))
+    assert answers[4][1]["duplicate"] is True and answers[7][1]["status"] == "ignored"
+    assert [b["ticket"] for _, b in answers[1:4]] == [
+        {"source": "jira", "id": "MKT-7"}, {"source": "servicenow", "id": "RITM0010460"},
+        {"source": "portal", "id": "FAC-1001"}]
+    events = samples[len(expected):]
+    assert [title.split(": ")[1].split()[0] for title, *_ in events] == [
+        "ProvisioningStarted", "ProvisioningCompleted", "ProvisioningFailed"]
+    # As the local run is configured (webhook key set), a hand-sent event is refused...
+    assert send(bridge, *events[0][1:])[0] == 401
+    # ...and without the key it settles the ServiceNow sample's request.
+    bridge.configure(POINT_WEBHOOK_KEY_SECRET_NAME=None)
+    answers = [send(bridge, *sample[1:]) for sample in events]
+    assert [(status, body["status"]) for status, body in answers] == [
+        (200, "provisioning"), (200, "completed"), (202, "unmatched")]
+    assert bridge.record("servicenow", "RITM0010452").status == "completed"
