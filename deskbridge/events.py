@@ -130,7 +130,30 @@ def _settle(runtime: Runtime, event_type: str, content: dict[str, Any], workspac
             candidates[0].ticket,
         )
 
+    for target in candidates:
+        record = _settle_one(runtime, target, new_status, content)
+        if record is None:
+            continue  # settled by another event meanwhile: try the next open request
+        queue_desk_update(runtime, record, new_status)
+        return answer(
+            record.status,
+            200,
+            TicketRef(record.source, record.ticket),
+            event=event_type,
+            pointRequestId=record.point_request_id or None,
+        )
+    return answer("unmatched", 202, event=event_type)
+
+
+def _settle_one(
+    runtime: Runtime, target: LedgerRecord, new_status: Status, content: dict[str, Any]
+) -> LedgerRecord | None:
+    """Move one request to the event's status; None when it is no longer open for it."""
+    settled = False
+
     def settle(record: LedgerRecord) -> LedgerRecord | None:
+        nonlocal settled
+        settled = False  # change() may call this again after a race
         if record.status not in _SETTLES[new_status]:
             return None
         record.status = new_status
@@ -141,24 +164,16 @@ def _settle(runtime: Runtime, event_type: str, content: dict[str, Any], workspac
             record.last_error = ""
         elif new_status == Status.POINT_FAILED:
             record.last_error = str(content.get("error") or "Syskit Point reported a failure")[:1000]
+            # Syskit's documented example spells the key with a trailing space.
             correlation = content.get("correlationId", content.get("correlationId "))
             record.correlation_id = str(correlation or "")[:200]
         else:
             record.last_error = ""
+        settled = True
         return record
 
-    target = candidates[0]
-    record = ledger.change(target.source, target.ticket, settle)
-    if record is None or record.status != new_status:
-        return answer("unmatched", 202, event=event_type)
-    queue_desk_update(runtime, record, new_status)
-    return answer(
-        record.status,
-        200,
-        TicketRef(record.source, record.ticket),
-        event=event_type,
-        pointRequestId=record.point_request_id or None,
-    )
+    record = runtime.ledger.change(target.source, target.ticket, settle)
+    return record if record is not None and settled else None
 
 
 # == desk updates =============================================================
@@ -316,7 +331,7 @@ def send_callback(runtime: Runtime, record: LedgerRecord, update: str, text: str
     import requests
 
     payload = {
-        "type": f"provisioning.{update}",
+        "type": "provisioning." + ("started" if update == Status.PROVISIONING else str(update)),
         "ticket": {"source": record.source, "id": record.ticket},
         "status": str(update),
         "message": text,

@@ -11,6 +11,7 @@ import base64
 import copy
 import json
 import logging
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -251,6 +252,20 @@ def test_two_open_requests_with_the_same_name_settle_the_oldest(bridge, caplog):
                for r in caplog.records)
     # The next event for that name goes to the one still open.
     assert send(bridge, event("completed"))[1]["ticket"] == {"source": "jira", "id": "APO-2"}
+
+
+def test_two_events_at_once_for_two_same_name_requests_settle_both(bridge):
+    for ticket in ("APO-1", "APO-2", "APO-3"):
+        approve(bridge, ticket)
+    answers: list[tuple[int, Any]] = []
+    threads = [threading.Thread(target=lambda: answers.append(send(bridge, event("completed")))) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(body["ticket"]["id"] for _, body in answers) == ["APO-1", "APO-2", "APO-3"]
+    assert [bridge.record("jira", t).status for t in ("APO-1", "APO-2", "APO-3")] == ["completed"] * 3
+    assert sorted(m["ticket"] for m in queued(bridge)) == ["APO-1", "APO-2", "APO-3"]
 
 
 def test_event_for_a_workspace_the_bridge_never_sent_is_202_with_a_warning(bridge, caplog):
@@ -565,7 +580,7 @@ def test_callback_url_receives_each_outcome_signed_with_standard_webhooks(bridge
                       "url": "https://contoso.sharepoint.com/sites/project-apollo",
                       "microsoftId": "19:6f1d4a1e8c3b4f0a9e2d7c5b3a1f0e9d@thread.tacv2"},
     }
-    assert [r["type"] for r in received] == ["provisioning.provisioning", "provisioning.completed"]
+    assert [r["type"] for r in received] == ["provisioning.started", "provisioning.completed"]
     assert calls[0].headers["Content-Type"] == "application/json"
     assert Webhook(next_secret).verify(calls[1].body, calls[1].headers) == received[1]
     with pytest.raises(WebhookVerificationError):
