@@ -45,6 +45,10 @@ class TokenError(Exception):
 _ENTRA_HINTS = (
     ("AADSTS7000222", "invalid_client", "the client secret has expired: create a new one and put it in Key Vault"),
     ("AADSTS7000215", "invalid_client", "the client secret is wrong: put the current one in Key Vault"),
+    # Federated mode (also matches AADSTS700211/700212/700213: issuer, audience, subject).
+    ("AADSTS70021", "config", "no federated credential trusts this managed identity: add the federated credential to "
+     "the app registration (issuer https://login.microsoftonline.com/POINT_TENANT_ID/v2.0, subject = the "
+     "function's managed identity object id, audience api://AzureADTokenExchange)"),
     ("invalid_client", "invalid_client", "client secret expired or wrong: put the current one in Key Vault"),
     ("AADSTS700016", "config", "the app POINT_CLIENT_ID is not found in tenant POINT_TENANT_ID"),
     ("AADSTS500011", "config", "no Syskit Point API app with id POINT_API_APP_ID in this tenant"),
@@ -106,7 +110,14 @@ class TokenSource:
         except SecretUnavailable as exc:
             raise TokenError(str(exc), "transient" if exc.transient else "config") from None
         except Exception as exc:  # azure-identity raises several types; classify by content
-            raise classify_token_failure(exc) from None
+            failure = classify_token_failure(exc)
+        if failure.transient:
+            # MSAL remembers a 5xx for a while and answers it again without asking;
+            # the retry schedule already spaces attempts, so start afresh next time.
+            with self._lock:
+                if self._credential is credential:
+                    self._credential = None
+        raise failure
 
 
 def client_secret_tokens(
@@ -300,7 +311,9 @@ class PointClient:
                 _log_call(request, status, started, self._clock(), "answered")
                 if 200 <= status < 300:
                     return ProvisionResult(CallOutcome.ACCEPTED, status, request_id_from(response), sends=sends)
-                if status == 401 and not refreshed:
+                if status in (401, 403) and not refreshed:
+                    # 401: the secret may have been rotated. 403: consent may have been
+                    # granted since the token was issued (roles are in the token).
                     refreshed = True
                     try:
                         self.tokens.refresh()

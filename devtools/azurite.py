@@ -44,6 +44,8 @@ class Azurite:
         for service in ("blob", "queue", "table"):
             args += [f"--{service}Host", "127.0.0.1", f"--{service}Port", str(self.ports.get(service, 0))]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.location:
+            self.location.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")  # noqa: SIM115 - the process owns it until it stops
         self._process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=str(self.location or ROOT))
         deadline = time.monotonic() + timeout

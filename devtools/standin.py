@@ -114,11 +114,13 @@ class StandIn:
         self.calls: list[Call] = []
         self.faults: list[Fault] = []
         self.latency = 0.0  # added to every answer
+        self._flaky: tuple[float, tuple[int, ...], Any, str, str] | None = None
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> StandIn:
         server = ThreadingHTTPServer(("127.0.0.1", self._port), _Handler)
         server.daemon_threads = True
+        server.handle_error = lambda request, client_address: None  # dropped connections are on purpose
         if self._tls is not None:
             server.socket = self._tls.wrap_socket(server.socket, server_side=True)
         server.standin = self  # type: ignore[attr-defined]
@@ -188,10 +190,18 @@ class StandIn:
         with self._lock:
             self.faults.append(Fault(count, Reply(drop=True), method, path_prefix, process=True))
 
+    def flaky(self, ratio: float, statuses: tuple[int, ...] = (503,), *, seed: int = 0, method: str = "",
+              path_prefix: str = "") -> None:
+        """Fail about ``ratio`` of the matching calls, with one of ``statuses``, repeatably (seeded)."""
+        import random
+
+        self._flaky = (ratio, statuses, random.Random(seed), method, path_prefix)
+
     def clear_faults(self) -> None:
         with self._lock:
             self.faults.clear()
             self.latency = 0.0
+            self._flaky = None
 
     def respond(self, call: Call) -> Reply:
         with self._lock:
@@ -199,6 +209,11 @@ class StandIn:
             if fault is not None:
                 fault.count -= 1
                 self.faults = [f for f in self.faults if f.count > 0]
+            elif self._flaky is not None:
+                ratio, statuses, rng, method, prefix = self._flaky
+                if (not method or call.method == method) and call.path.startswith(prefix) and rng.random() < ratio:
+                    status = rng.choice(statuses)
+                    fault = Fault(1, Reply(status, {"error": f"simulated {status}"}))
         if fault is not None and not fault.process:
             return Reply(fault.reply.status, fault.reply.body, dict(fault.reply.headers), self.latency)
         reply = self.handle(call)

@@ -115,7 +115,12 @@ class Bridge:
             message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy())
 
     def queue_count(self, name: str) -> int:
-        return self._queue_client(name).get_queue_properties().approximate_message_count
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return self._queue_client(name).get_queue_properties().approximate_message_count
+        except ResourceNotFoundError:  # never created: nothing was ever queued
+            return 0
 
     def drain(self, queue_setting: str, function: str, *, timeout: float = 30.0) -> int:
         """Hand every message of a queue, as it comes due, to a queue-triggered function.
@@ -123,6 +128,8 @@ class Bridge:
         Returns how many messages were handled. Messages come from Azurite and
         are deleted after the function returns, as the host would.
         """
+        if self.queue_count(self.settings[queue_setting]) == 0:
+            return 0
         client = self._queue_client(self.settings[queue_setting])
         handled = 0
         deadline = time.monotonic() + timeout
@@ -142,6 +149,8 @@ class Bridge:
 
     def messages(self, queue_setting: str) -> list[str]:
         """Visible messages, without taking them."""
+        if self.queue_count(self.settings[queue_setting]) == 0:
+            return []
         client = self._queue_client(self.settings[queue_setting])
         return [m.content for m in client.peek_messages(max_messages=32)]
 
