@@ -63,6 +63,7 @@ class Runtime:
     def secrets(self) -> Any:
         from azure.keyvault.secrets import SecretClient
 
+        from deskbridge.expiry import ExpiryWatch
         from deskbridge.secrets import SecretCache
 
         vault = self.settings.key_vault_url
@@ -74,7 +75,7 @@ class Runtime:
             retry_total=2,  # a desk waits for the answer: fail over to the retry queue quickly
             retry_backoff_max=2,
         )
-        return SecretCache(client, self.settings.secret_ttl)
+        return SecretCache(client, self.settings.secret_ttl, on_read=ExpiryWatch.from_settings(self.settings))
 
     # -- Syskit Point --------------------------------------------------------
     @lazy

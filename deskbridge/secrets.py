@@ -8,7 +8,6 @@ caller has reason to believe it was rotated (a 401 from Syskit Point, an
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -16,7 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-log = logging.getLogger("deskbridge.secrets")
+from deskbridge import telemetry
+
+log = telemetry.logger("deskbridge.secrets")
 
 
 class SecretUnavailable(Exception):
@@ -45,10 +46,17 @@ class SecretReader(Protocol):
 
 
 class SecretCache:
-    def __init__(self, client: SecretReader, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        client: SecretReader,
+        ttl_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        on_read: Callable[[Secret], None] | None = None,
+    ) -> None:
         self._client = client
         self._ttl = ttl_seconds
         self._clock = clock
+        self._on_read = on_read  # called after each Key Vault read (the expiry warning), never on a cache hit
         self._cache: dict[str, Secret] = {}
         self._lock = threading.Lock()
         self.reads = 0  # Key Vault round trips, for tests and benchmarks
@@ -63,7 +71,12 @@ class SecretCache:
                 return current  # fresh, or re-read by another thread while this one waited
             secret = self._read(name)
             self._cache[name] = secret
-            return secret
+        if self._on_read is not None:
+            try:
+                self._on_read(secret)
+            except Exception as exc:  # a failing check must never fail the read
+                log.error("after-read check failed for Key Vault secret %s (%s)", name, type(exc).__name__)
+        return secret
 
     def _fresh(self, secret: Secret) -> bool:
         return self._clock() - secret.read_at < self._ttl
