@@ -8,6 +8,7 @@ caller has reason to believe it was rotated (a 401 from Syskit Point, an
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -15,9 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from deskbridge import telemetry
-
-log = telemetry.logger("deskbridge.secrets")
+log = logging.getLogger("deskbridge.secrets")
 
 
 class SecretUnavailable(Exception):
