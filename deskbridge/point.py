@@ -49,6 +49,10 @@ _ENTRA_HINTS = (
     ("AADSTS70021", "config", "no federated credential trusts this managed identity: add the federated credential to "
      "the app registration (issuer https://login.microsoftonline.com/POINT_TENANT_ID/v2.0, subject = the "
      "function's managed identity object id, audience api://AzureADTokenExchange)"),
+    # Federated mode (also matches AADSTS700211/700212/700213: issuer, audience, subject).
+    ("AADSTS70021", "config", "no federated credential trusts this managed identity: add the federated credential to "
+     "the app registration (issuer https://login.microsoftonline.com/POINT_TENANT_ID/v2.0, subject = the "
+     "function's managed identity object id, audience api://AzureADTokenExchange)"),
     ("invalid_client", "invalid_client", "client secret expired or wrong: put the current one in Key Vault"),
     ("AADSTS700016", "config", "the app POINT_CLIENT_ID is not found in tenant POINT_TENANT_ID"),
     ("AADSTS500011", "config", "no Syskit Point API app with id POINT_API_APP_ID in this tenant"),
