@@ -9,14 +9,13 @@ so a retry after a desk outage never writes it twice.
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from deskbridge import jsonbody
+from deskbridge import jsonbody, telemetry
 from deskbridge.auth import SignatureError, verify_point_signature
 from deskbridge.desks import TicketRef
 from deskbridge.ledger import LedgerRecord
@@ -27,7 +26,7 @@ from deskbridge.secrets import SecretUnavailable
 from deskbridge.service import Answer, answer
 from deskbridge.settings import ConfigurationError
 
-log = logging.getLogger("deskbridge.events")
+log = telemetry.logger("deskbridge.events")
 
 EVENT_STATUS = {
     "ProvisioningStarted": Status.PROVISIONING,

@@ -8,12 +8,13 @@ can never fail on a setting.
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
 import azure.functions as func
 
-log = logging.getLogger("deskbridge")
+from deskbridge import telemetry
+
+log = telemetry.logger("deskbridge")
 
 
 def _json(status: int, body: Any) -> func.HttpResponse:

@@ -9,7 +9,6 @@ gets its answer in seconds.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -20,10 +19,11 @@ from typing import Any
 
 import requests
 
+from deskbridge import telemetry
 from deskbridge.model import ProvisioningRequest
 from deskbridge.secrets import SecretCache, SecretUnavailable
 
-log = logging.getLogger("deskbridge.point")
+log = telemetry.logger("deskbridge.point")
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 REJECTED_STATUSES = frozenset({400, 404, 409, 422})
@@ -45,10 +45,6 @@ class TokenError(Exception):
 _ENTRA_HINTS = (
     ("AADSTS7000222", "invalid_client", "the client secret has expired: create a new one and put it in Key Vault"),
     ("AADSTS7000215", "invalid_client", "the client secret is wrong: put the current one in Key Vault"),
-    # Federated mode (also matches AADSTS700211/700212/700213: issuer, audience, subject).
-    ("AADSTS70021", "config", "no federated credential trusts this managed identity: add the federated credential to "
-     "the app registration (issuer https://login.microsoftonline.com/POINT_TENANT_ID/v2.0, subject = the "
-     "function's managed identity object id, audience api://AzureADTokenExchange)"),
     # Federated mode (also matches AADSTS700211/700212/700213: issuer, audience, subject).
     ("AADSTS70021", "config", "no federated credential trusts this managed identity: add the federated credential to "
      "the app registration (issuer https://login.microsoftonline.com/POINT_TENANT_ID/v2.0, subject = the "

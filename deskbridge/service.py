@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from deskbridge import jsonbody
+from deskbridge import jsonbody, telemetry
 from deskbridge.auth import SignatureError, verify_hub_signature, verify_standard_webhook
 from deskbridge.desks import Approval, Ignored, TicketRef
 from deskbridge.ledger import LedgerRecord, StaleRecord, iso, parse_iso, utcnow
@@ -33,7 +32,7 @@ from deskbridge.runtime import Runtime
 from deskbridge.secrets import SecretUnavailable
 from deskbridge.settings import ConfigurationError
 
-log = logging.getLogger("deskbridge")
+log = telemetry.logger("deskbridge")
 
 # Ledger statuses a request may be retried from, and their answers to a caller.
 _ANSWER_STATUS = {

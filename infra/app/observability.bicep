@@ -13,9 +13,10 @@ param workbookDisplayName string = 'Point Desk Bridge'
 // The same filter as the workbook's "requests that need a look".
 var attentionQuery = '''
 traces
-| extend event = tostring(customDimensions.bridge_event), outcome = tostring(customDimensions.outcome)
+| extend d = parse_json(extract(@'(\{"bridge_event".*\})\s*$', 1, message))
+| extend event = tostring(d.bridge_event), outcome = tostring(d.outcome)
 | where event != "point_call" and (event in ("poisoned", "failed", "uncertain") or outcome in ("failed", "uncertain", "point_failed"))
-| project timestamp, event, source = tostring(customDimensions.source), ticket = tostring(customDimensions.ticket), outcome
+| project timestamp, event, source = tostring(d.source), ticket = tostring(d.ticket), outcome
 '''
 
 resource workbook 'Microsoft.Insights/workbooks@2023-06-01' = {

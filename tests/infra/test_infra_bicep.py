@@ -227,7 +227,7 @@ def test_workbook_alert_and_action_group():
     assert receivers[0]["emailAddress"] == "alertEmail"
     assert bicep["main"]["modules"]["observability"]["config"]["params"]["alertEmail"] == "alertEmail"
     query = _variable(doc, "attentionQuery")
-    for word in ("poisoned", "failed", "uncertain", "customDimensions.ticket"):
+    for word in ("poisoned", "failed", "uncertain", "d.ticket", "parse_json(extract("):
         assert word in query
 
 
@@ -240,7 +240,7 @@ def test_workbook_queries_the_agreed_custom_dimensions():
     for event in ("approval", "point_call", "poisoned"):
         assert f'bridge_event) == "{event}"' in text
     for dimension in ("source", "ticket", "outcome", "point_status", "duration_ms"):
-        assert f"customDimensions.{dimension}" in text
+        assert f"d.{dimension}" in text  # the JSON object that ends each structured line
     (metrics,) = [item["content"] for item in workbook["items"] if item["type"] == 10]
     assert metrics["resourceIds"] == ["__QUEUE_SERVICE_ID__"]
     assert metrics["metrics"][0]["metric"].endswith("QueueMessageCount")

@@ -1,0 +1,41 @@
+"""Structured log lines that reach Application Insights from the Python worker.
+
+The Functions host forwards a Python log record's message, not its ``extra``
+fields, so a line that carries ``bridge_event`` gets its dimensions appended
+to the message as one JSON object: ``approval provision HR-42 submitted
+{"bridge_event": "approval", "source": "jira", ...}``. The workbook and the
+alert rule in infra/ read that object with ``parse_json(extract(...))``; the
+fields stay on the record too, for tests and for OpenTelemetry exporters.
+Only the names below are ever copied: never a payload, address or secret.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+DIMENSIONS = (
+    "bridge_event", "route", "source", "ticket", "outcome", "http_status", "point_status", "duration_ms",
+    "attempts", "update", "setting", "secret_name", "expires_on", "days_left",
+)
+
+
+class StructuredLine(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "bridge_event", None) and not getattr(record, "structured", False):
+            dims = {name: getattr(record, name) for name in DIMENSIONS if hasattr(record, name)}
+            record.msg = f"{record.getMessage()} {json.dumps(dims, default=str, separators=(',', ':'))}"
+            record.args = None
+            record.structured = True
+        return True
+
+
+_FILTER = StructuredLine()
+
+
+def logger(name: str) -> logging.Logger:
+    """A module's logger, with its structured lines made readable by Application Insights."""
+    log = logging.getLogger(name)
+    if _FILTER not in log.filters:
+        log.addFilter(_FILTER)
+    return log
