@@ -1,15 +1,27 @@
-"""Strict JSON for request bodies: UTF-8, no duplicate keys, bounded nesting."""
+"""Strict JSON for request bodies: UTF-8, no duplicate keys, bounded nesting.
+
+Whatever :func:`parse` returns can be written out again as UTF-8 JSON (to
+Azure Table, to Syskit Point, into an answer): it holds no lone surrogate
+(``"\\ud800"``), no infinite number (``1e400``) and no number longer than
+:data:`MAX_NUMBER_DIGITS`. Every refusal is an :class:`InvalidRequest` naming
+the problem; nothing else escapes.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from deskbridge.model import FieldError, InvalidRequest
 
 MAX_DEPTH = 32
+MAX_NUMBER_DIGITS = 400
 JSON_MEDIA_TYPES = ("application/json", "application/json-patch+json", "text/json")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE_PROBLEM = "holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape), which is not Unicode text"
 
 
 def check_content_type(headers: Mapping[str, str]) -> None:
@@ -31,8 +43,61 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def _no_duplicates_nor_surrogate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    for key, _ in pairs:
+        if not _encodable(key):
+            raise InvalidRequest([FieldError("body", "an object key " + _SURROGATE_PROBLEM)])
+    return _no_duplicates(pairs)
+
+
 def _reject_constant(name: str) -> Any:
     raise InvalidRequest([FieldError("body", f"{name} is not valid JSON")])
+
+
+def _too_long(text: str) -> InvalidRequest:
+    return InvalidRequest(
+        [FieldError("body", f"holds a number of {len(text)} characters; at most {MAX_NUMBER_DIGITS} are accepted")]
+    )
+
+
+def _integer(text: str) -> int:
+    if len(text) > MAX_NUMBER_DIGITS:
+        raise _too_long(text)
+    return int(text)
+
+
+def _finite(text: str) -> float:
+    if len(text) > MAX_NUMBER_DIGITS:
+        raise _too_long(text)
+    number = float(text)
+    if not math.isfinite(number):
+        raise InvalidRequest([FieldError("body", f"holds a number too large to represent ({text[:40]})")])
+    return number
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _surrogate_at(value: Any, path: str) -> str | None:
+    """Where the first string holding a lone surrogate is (keys are checked while parsing)."""
+    if isinstance(value, str):
+        return None if _encodable(value) else path or "body"
+    if isinstance(value, dict):
+        items: Any = ((f"{path}.{key}" if path else key, item) for key, item in value.items())
+    elif isinstance(value, list):
+        items = ((f"{path}[{index}]", item) for index, item in enumerate(value))
+    else:
+        return None
+    for inner, item in items:
+        found = _surrogate_at(item, inner)
+        if found is not None:
+            return found
+    return None
 
 
 def _depth(text: str) -> int:
@@ -58,6 +123,7 @@ def _depth(text: str) -> int:
 
 
 def parse(body: bytes) -> Any:
+    """The JSON value of a request body; raises :class:`InvalidRequest` (400) saying what is wrong."""
     if not body or not body.strip():
         raise InvalidRequest([FieldError("body", "is empty; send a JSON object")])
     try:
@@ -68,11 +134,25 @@ def parse(body: bytes) -> Any:
         text = text[1:]
     if text.count("[") + text.count("{") > MAX_DEPTH and _depth(text) > MAX_DEPTH:
         raise InvalidRequest([FieldError("body", f"is nested more than {MAX_DEPTH} levels deep")])
+    # Only a \uD8xx-\uDFxx escape can produce a lone surrogate (the UTF-8 decode above refuses
+    # encoded ones), so the slower checks run only when one is present.
+    surrogates = _SURROGATE_ESCAPE.search(text) is not None
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+        parsed = json.loads(
+            text,
+            object_pairs_hook=_no_duplicates_nor_surrogate_keys if surrogates else _no_duplicates,
+            parse_constant=_reject_constant,
+            parse_int=_integer,
+            parse_float=_finite,
+        )
     except json.JSONDecodeError as exc:
         raise InvalidRequest(
             [FieldError("body", f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]
         ) from None
     except RecursionError:
         raise InvalidRequest([FieldError("body", "is nested too deeply")]) from None
+    if surrogates:
+        where = _surrogate_at(parsed, "")
+        if where is not None:
+            raise InvalidRequest([FieldError(where[:100], _SURROGATE_PROBLEM)])
+    return parsed

@@ -356,7 +356,7 @@ def validate(draft: Mapping[str, Any], policy: Policy) -> ProvisioningRequest:
     )
 
 
-_TICKET_ID = re.compile(r"[^\x00-\x1f\x7f/\\#?]{1,128}")
+_TICKET_ID = re.compile(r"[^\x00-\x1f\x7f-\x9f/\\#?]{1,128}")  # what Azure Table keys refuse
 SOURCES = re.compile(r"[a-z][a-z0-9-]{0,31}")
 
 
