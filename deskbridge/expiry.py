@@ -14,7 +14,6 @@ configured secret's expiry, including those that have none.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,11 +21,13 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from deskbridge import telemetry
+
 if TYPE_CHECKING:
     from deskbridge.secrets import Secret
     from deskbridge.settings import Settings
 
-log = logging.getLogger("deskbridge.expiry")
+log = telemetry.logger("deskbridge.expiry")
 
 EVENT = "secret_expiry"
 REPEAT_AFTER = timedelta(days=1)
