@@ -14,6 +14,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
+import time
 from collections.abc import Mapping, Sequence
 
 
@@ -45,34 +47,88 @@ def verify_hub_signature(body: bytes, headers: Mapping[str, str], secrets: Seque
 
 
 STANDARD_WEBHOOK_TOLERANCE_SECONDS = 300
+_MAX_WEBHOOK_ID = 200
+_MAX_SIGNATURES = 8
+_BASE64 = re.compile(r"[A-Za-z0-9+/]{4,}={0,2}")
 
 
-def verify_standard_webhook(body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> str:
-    """Check a Standard Webhooks signature; return the ``webhook-id`` for replay checks."""
+def _standard_signatures(header: str) -> str:
+    """The ``v1,<base64>`` entries of a webhook-signature header, space-separated; others are left out."""
+    entries = header.split()
+    if len(entries) > _MAX_SIGNATURES:
+        raise SignatureError(f"webhook-signature holds more than {_MAX_SIGNATURES} signatures")
+    kept = []
+    for entry in entries:
+        version, _, signature = entry.partition(",")
+        if version == "v1" and _BASE64.fullmatch(signature) and len(signature) % 4 == 0:
+            kept.append(entry)
+    if not kept:
+        raise SignatureError("webhook-signature must hold 'v1,<base64 HMAC-SHA256>' (space-separated for several)")
+    return " ".join(kept)
+
+
+def _check_timestamp(value: str, now: float) -> None:
+    if not value.isascii() or not value.isdigit() or len(value) > 12:
+        raise SignatureError("webhook-timestamp must be whole seconds since 1970 (Unix time)")
+    skew = int(value) - now
+    if skew < -STANDARD_WEBHOOK_TOLERANCE_SECONDS:
+        raise SignatureError("webhook-timestamp is more than 5 minutes old")
+    if skew > STANDARD_WEBHOOK_TOLERANCE_SECONDS:
+        raise SignatureError("webhook-timestamp is more than 5 minutes in the future")
+
+
+def verify_standard_webhook(
+    body: bytes, headers: Mapping[str, str], secrets: Sequence[str], *, now: float | None = None
+) -> str:
+    """Check a Standard Webhooks signature; return the ``webhook-id`` for replay checks.
+
+    The headers are checked here first, so the caller learns which one is wrong;
+    the signature itself is checked by the ``standardwebhooks`` package
+    (``hmac.compare_digest``), against each secret in turn.
+    """
     from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
     wanted = {
-        "webhook-id": _header(headers, "webhook-id"),
-        "webhook-timestamp": _header(headers, "webhook-timestamp"),
-        "webhook-signature": _header(headers, "webhook-signature"),
+        "webhook-id": _header(headers, "webhook-id").strip(),
+        "webhook-timestamp": _header(headers, "webhook-timestamp").strip(),
+        "webhook-signature": _header(headers, "webhook-signature").strip(),
     }
     missing = [name for name, value in wanted.items() if not value]
     if missing:
         raise SignatureError("missing header(s): " + ", ".join(missing))
-    if len(wanted["webhook-id"]) > 200:
-        raise SignatureError("webhook-id is too long")
-    problem = "webhook-signature does not match"
+    if len(wanted["webhook-id"]) > _MAX_WEBHOOK_ID or not wanted["webhook-id"].isprintable():
+        raise SignatureError(f"webhook-id must be at most {_MAX_WEBHOOK_ID} printable characters")
+    _check_timestamp(wanted["webhook-timestamp"], time.time() if now is None else now)
+    wanted["webhook-signature"] = _standard_signatures(wanted["webhook-signature"])
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SignatureError("the body is not UTF-8 text, so its signature cannot be checked") from None
+    unreadable = 0
     for secret in secrets:
         try:
-            Webhook(secret).verify(body, wanted, json_parse=False)
-            return wanted["webhook-id"]
-        except WebhookVerificationError as exc:
-            message = str(exc)
-            if "timestamp" in message.lower():
-                problem = "webhook-timestamp is missing, malformed or more than 5 minutes away"
-        except Exception:  # a malformed secret or header the package cannot decode
-            problem = "webhook-signature could not be checked"
-    raise SignatureError(problem)
+            verifier = Webhook(secret)
+        except Exception:  # not a whsec_<base64> secret: the vault holds something else
+            unreadable += 1
+            continue
+        try:
+            verifier.verify(body, wanted, json_parse=False)
+        except WebhookVerificationError:
+            continue
+        return wanted["webhook-id"]
+    if secrets and unreadable == len(secrets):
+        raise SignatureError("webhook-signature could not be checked (the signing secret is not whsec_<base64>)")
+    raise SignatureError("webhook-signature does not match")
+
+
+def sign_standard_webhook(body: bytes, secret: str, webhook_id: str, timestamp: int) -> dict[str, str]:
+    """The three headers a Standard Webhooks sender adds (for tests, the demo and ServiceNow's script)."""
+    from datetime import UTC, datetime
+
+    from standardwebhooks.webhooks import Webhook
+
+    signature = Webhook(secret).sign(webhook_id, datetime.fromtimestamp(timestamp, UTC), body.decode("utf-8"))
+    return {"webhook-id": webhook_id, "webhook-timestamp": str(timestamp), "webhook-signature": signature}
 
 
 POINT_ALGORITHMS = frozenset({"hmacsha256", "hmac-sha256", "sha256", "hs256"})
