@@ -431,8 +431,12 @@ def _doctor_setup(parser: argparse.ArgumentParser) -> None:
 
 
 def _doctor(args: argparse.Namespace) -> int:
+    import logging
+
     from deskbridge.cli import runtime
 
+    # doctor reports each failure itself; the SDK's own warning about it is noise here.
+    logging.getLogger("azure.identity").setLevel(logging.ERROR)
     outcomes = run_checks(runtime())
     failed = [o for o in outcomes if o.state == FAIL]
     if args.json:

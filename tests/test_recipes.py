@@ -1,0 +1,138 @@
+"""The desk recipes in docs/ work: the ServiceNow Run Script builds, signs and sends what the bridge accepts.
+
+The script runs under Node with small stand-ins for the ServiceNow globals it
+uses (current, gs, GlideRecord, GlideCertificateEncryption, sn_ws.RESTMessageV2,
+workflow); the request it would send goes through the bridge's registered
+function, so the body and the Standard Webhooks signature are checked by the
+bridge's own code.
+"""
+
+import base64
+import json
+import secrets
+import shutil
+import subprocess
+
+import pytest
+from conftest import ROOT
+
+SCRIPT = ROOT / "docs" / "servicenow-run-script.js"
+NODE = shutil.which("node")
+
+HARNESS = r"""
+const crypto = require('crypto');
+const fs = require('fs');
+const setup = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+const sent = {headers: {}};
+global.current = {
+  variables: setup.variables, work_notes: '',
+  getValue: (name) => setup.item[name], getUniqueValue: () => setup.item.sys_id,
+};
+global.gs = {
+  getProperty: (name) => setup.properties[name],
+  generateGUID: () => crypto.randomBytes(16).toString('hex'),
+};
+global.GlideRecord = function (table) {
+  if (table !== 'sys_user') throw new Error('unexpected table ' + table);
+  let found = null;
+  this.get = (id) => { found = setup.users[id] || null; return found !== null; };
+  this.getValue = (field) => (found ? found[field] : null);
+};
+global.GlideCertificateEncryption = function () {
+  this.generateMac = (key, algorithm, data) => {
+    if (algorithm !== 'HmacSHA256') throw new Error('unexpected algorithm ' + algorithm);
+    return crypto.createHmac('sha256', Buffer.from(key, 'base64')).update(data, 'utf8').digest('base64');
+  };
+};
+global.sn_ws = {RESTMessageV2: function () {
+  this.setEndpoint = (url) => { sent.url = url; };
+  this.setHttpMethod = (method) => { sent.method = method; };
+  this.setHttpTimeout = () => {};
+  this.setRequestHeader = (name, value) => { sent.headers[name] = value; };
+  this.setRequestBody = (body) => { sent.body = body; };
+  this.execute = () => ({
+    getStatusCode: () => setup.response.status,
+    getBody: () => JSON.stringify(setup.response.body),
+    getErrorMessage: () => '',
+  });
+}};
+global.workflow = {scratchpad: {}};
+eval(fs.readFileSync(process.argv[3], 'utf8'));
+process.stdout.write(JSON.stringify({sent, note: current.work_notes, status: workflow.scratchpad.deskbridge_status}));
+"""
+
+OWNER = "6816f79cc0a8016401c5a33be04be441"
+MEMBER = "5137153cc611227c000bbd1bd8cd2005"
+NO_EMAIL = "0a826bf03710200044e0bfc8bcbe5d7a"
+
+
+def run_script(tmp_path, *, signing_key, owners, response=None):
+    setup = {
+        "item": {"number": "RITM0010477", "sys_id": "aa1c2b7e4f3a1210a1b2c3d4e5f60718"},
+        "variables": {"site_name": "Zürich Office – Planning", "site_description": "Floor plans",
+                      "workspace_type": "teams", "is_private": "true", "template_id": "7",
+                      "owners": owners, "members": MEMBER},
+        "users": {OWNER: {"email": "olga.owner@contoso.com"}, MEMBER: {"email": "mark.member@contoso.com"},
+                  NO_EMAIL: {"email": ""}},
+        "properties": {"deskbridge.url": "https://bridge.example/", "deskbridge.function_key": "fk-local",
+                       "deskbridge.signing_key": signing_key},
+        "response": response or {"status": 201, "body": {"status": "submitted", "pointRequestId": "r-1"}},
+    }
+    (tmp_path / "setup.json").write_text(json.dumps(setup))
+    (tmp_path / "harness.js").write_text(HARNESS)
+    done = subprocess.run([NODE, str(tmp_path / "harness.js"), str(tmp_path / "setup.json"), str(SCRIPT)],
+                          capture_output=True, text=True, timeout=30, check=True)
+    return json.loads(done.stdout)
+
+
+def test_run_script_is_es5():
+    acorn = ROOT / "node_modules" / ".bin" / "acorn"
+    if not acorn.exists():
+        pytest.skip("acorn comes with node_modules (scripts/bootstrap)")
+    done = subprocess.run([str(acorn), "--ecma5", "--silent", str(SCRIPT)], capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.skipif(NODE is None, reason="needs Node.js")
+def test_run_script_request_is_accepted_by_the_bridge(bridge, tmp_path):
+    signing_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    bridge.stack.vault.set_secret("servicenow-signing", signing_secret)
+    bridge.configure(SERVICENOW_SIGNING_SECRET_NAME="servicenow-signing")
+    ran = run_script(tmp_path, signing_key=signing_secret, owners=OWNER)
+    sent = ran["sent"]
+    assert (sent["url"], sent["method"]) == ("https://bridge.example/api/servicenow", "post")
+    assert sent["headers"]["x-functions-key"] == "fk-local"
+    assert sent["headers"]["webhook-signature"].startswith("v1,")
+    assert sent["body"].isascii()  # non-ASCII escaped: the signed bytes are the sent bytes
+    assert json.loads(sent["body"]) == {
+        "number": "RITM0010477", "sys_id": "aa1c2b7e4f3a1210a1b2c3d4e5f60718",
+        "variables": {"site_name": "Zürich Office – Planning", "site_description": "Floor plans",
+                      "workspace_type": "teams", "is_private": "true", "template_id": "7"},
+        "owners": ["olga.owner@contoso.com"], "members": ["mark.member@contoso.com"], "unresolved": [],
+    }
+    status, answer = bridge.http("servicenow", sent["body"].encode(), headers=sent["headers"])
+    assert (status, answer["status"]) == (201, "submitted"), answer
+    [call] = bridge.stack.point.provision_calls()
+    assert call.json()["displayName"] == "Zürich Office – Planning" and call.json()["isPrivate"] is True
+    # What the script leaves on the item for that answer.
+    ran = run_script(tmp_path, signing_key=signing_secret, owners=OWNER, response={"status": status, "body": answer})
+    assert ran["status"] == "submitted"
+    assert ran["note"] == f"Point Desk Bridge: sent to Syskit Point (request {answer['pointRequestId']})."
+    # The same key with a tampered body is refused.
+    tampered = sent["body"].replace("Floor plans", "Floor plans!")
+    assert bridge.http("servicenow", tampered.encode(), headers=sent["headers"])[0] == 401
+
+
+@pytest.mark.skipif(NODE is None, reason="needs Node.js")
+def test_users_without_email_are_unresolved_and_the_refusal_is_noted(bridge, tmp_path):
+    ran = run_script(tmp_path, signing_key="", owners=NO_EMAIL)
+    body = json.loads(ran["sent"]["body"])
+    assert body["owners"] == [] and body["unresolved"] == [NO_EMAIL]
+    assert "webhook-signature" not in ran["sent"]["headers"]
+    status, answer = bridge.http("servicenow", ran["sent"]["body"].encode(), headers=ran["sent"]["headers"])
+    assert status == 422 and NO_EMAIL in answer["errors"][0]["message"]
+    ran = run_script(tmp_path, signing_key="", owners=NO_EMAIL, response={"status": status, "body": answer})
+    assert ran["status"] == "rejected"
+    assert ran["note"].startswith("Point Desk Bridge: refused (HTTP 422). Correct the request and approve it again.")
+    assert NO_EMAIL in ran["note"]
