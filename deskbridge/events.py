@@ -389,22 +389,20 @@ def failed_attempts(record: LedgerRecord, update: str) -> int:
     return max((int(c) for c in counts if c.isdigit()), default=0)
 
 
-def _reread_credential(runtime: Runtime, desk: str) -> bool:
-    """Drop the desk client and re-read its secret; True when that may help."""
+def _reread_credential(runtime: Runtime, desk: str) -> None:
+    """Drop the desk client and read its secret again, so the next try uses a rotated one."""
     s = runtime.settings
-    names = {
-        "jira": ("JIRA_API_TOKEN_SECRET_NAME",),
-        "servicenow": ("SERVICENOW_TOKEN_SECRET_NAME",)
-        if s.raw("SERVICENOW_TOKEN_SECRET_NAME")
-        else ("SERVICENOW_PASSWORD_SECRET_NAME",),
-    }[desk]
+    if desk == "jira":
+        setting = "JIRA_API_TOKEN_SECRET_NAME"
+    elif s.raw("SERVICENOW_TOKEN_SECRET_NAME"):
+        setting = "SERVICENOW_TOKEN_SECRET_NAME"
+    else:
+        setting = "SERVICENOW_PASSWORD_SECRET_NAME"
     runtime.forget(desk)
     try:
-        for setting in names:
-            runtime.secrets.get(s.require(setting), refresh=True)
+        runtime.secrets.get(s.require(setting), refresh=True)
     except (SecretUnavailable, ConfigurationError) as exc:
         log.error("could not read the %s credential again: %s", desk, exc, extra={"bridge_event": "secret"})
-    return True
 
 
 def _desk_failure(runtime: Runtime, key: QueueKey, record: LedgerRecord, step: str, exc: Exception) -> str:
@@ -413,13 +411,16 @@ def _desk_failure(runtime: Runtime, key: QueueKey, record: LedgerRecord, step: s
     desk = "jira" if step.endswith(("jira-comment", "jira-transition")) else step.rpartition(":")[2]
     if status == 401 and desk in ("jira", "servicenow"):
         # The credential may have been rotated: read it again from Key Vault and try again.
-        transient = _reread_credential(runtime, desk)
+        _reread_credential(runtime, desk)
+        transient = True
     # One counter per update, kept beside the step markers: "completed:attempts=3".
     attempts_key = f"{key.update}:attempts="
     attempts = 1 + failed_attempts(record, key.update)
     schedule = runtime.settings.retry_schedule
     delay = next_delay(attempts, scheduled_age(attempts, schedule), schedule, runtime.settings.retry_max_age)
     reason = f"{type(exc).__name__}: {exc}"[:300]
+    if status == 404 and step.endswith("jira-comment") and runtime.settings.jira_internal_note:
+        reason += " (not a Jira Service Management request? set JIRA_INTERNAL_NOTE=false for plain comments)"
 
     def count(latest: LedgerRecord) -> LedgerRecord:
         kept = [mark for mark in latest.desk_updates if not mark.startswith(attempts_key)]

@@ -502,13 +502,16 @@ def test_a_desk_that_stays_down_ends_on_the_poison_queue(bridge, caplog):
     assert bridge.record("jira", "APO-1").status == "completed"  # the outcome itself stands
 
 
-def test_a_desk_refusal_is_not_retried(bridge):
+def test_a_desk_refusal_is_not_retried_and_the_log_says_what_to_check(bridge, caplog):
     approve(bridge)
     send(bridge, event("completed"))
-    bridge.stack.jira.fail_next(1, 404)  # e.g. the issue was deleted
-    write_back(bridge)
+    bridge.stack.jira.fail_next(1, 404)  # not a service desk project, or the issue was deleted
+    with caplog.at_level(logging.ERROR, logger="deskbridge.events"):
+        write_back(bridge)
     assert len(bridge.stack.jira.calls) == 1
     assert len(bridge.messages("BRIDGE_DESK_POISON_QUEUE")) == 1
+    [given_up] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert "404" in given_up and "JIRA_INTERNAL_NOTE=false" in given_up
 
 
 def test_a_rotated_jira_token_is_read_again_after_a_401(bridge, monkeypatch, vault_secret):
