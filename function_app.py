@@ -55,3 +55,8 @@ def desk_update(msg: func.QueueMessage) -> None:
 @app.queue_trigger(arg_name="msg", queue_name="%BRIDGE_DESK_POISON_QUEUE%", connection="AzureWebJobsStorage")
 def desk_update_poisoned(msg: func.QueueMessage) -> None:
     handlers.desk_update_poisoned(msg)
+
+
+@app.timer_trigger(arg_name="timer", schedule="0 0 6 * * *", run_on_startup=False)
+def secret_expiry_check(timer: func.TimerRequest) -> None:
+    handlers.secret_expiry_check(timer)

@@ -94,3 +94,12 @@ def desk_update_poisoned(msg: func.QueueMessage) -> None:
         msg.get_body().decode("utf-8", "replace")[:300],
         extra={"bridge_event": "poisoned", "outcome": "desk_update_failed"},
     )
+
+
+def secret_expiry_check(timer: func.TimerRequest) -> None:
+    """Once a day: warn again about cached secrets that expire soon (a long-lived worker reads them once)."""
+    from deskbridge import runtime
+
+    current = runtime.current()
+    if "secrets" in current.__dict__:  # nothing read yet: nothing to warn about, and no vault call
+        current.secrets.recheck()

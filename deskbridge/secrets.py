@@ -8,7 +8,6 @@ caller has reason to believe it was rotated (a 401 from Syskit Point, an
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -16,7 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-log = logging.getLogger("deskbridge.secrets")
+from deskbridge import telemetry
+
+log = telemetry.logger("deskbridge.secrets")
 
 
 class SecretUnavailable(Exception):
@@ -88,6 +89,14 @@ class SecretCache:
 
     def cached(self) -> list[Secret]:
         return list(self._cache.values())
+
+    def recheck(self) -> int:
+        """Hand every cached secret to the on_read callback again (the daily expiry check); no vault call."""
+        secrets = self.cached()
+        if self._on_read is not None:
+            for secret in secrets:
+                self._on_read(secret)
+        return len(secrets)
 
     def _read(self, name: str) -> Secret:
         from azure.core.exceptions import (

@@ -211,3 +211,18 @@ def test_doctor_is_quiet_when_every_secret_is_far_from_expiry(bridge, vault, run
     line, hint = expiry_output(out)
     assert code == 0 and line.startswith("ok    secret expiry"), out
     assert line.endswith("(all more than 30 days away)") and hint == ""
+
+
+def test_daily_timer_warns_again_about_a_secret_read_only_once(bridge, vault, caplog):
+    from conftest import functions
+
+    vault.set_secret("point-client-secret", bridge.stack.client_secret, expires_on=time.time() + 10 * DAY)
+    caplog.set_level(logging.INFO, logger="deskbridge")
+    assert bridge.http("provision", fixture("syskit_jira_custom_body.json"))[0] == 201
+    timer = functions()["secret_expiry_check"].get_user_function()
+    timer(None)  # the same day: already said
+    assert expiry_lines(caplog) == [("WARNING", "point-client-secret", 10)]
+    bridge.runtime.secrets._on_read.now = lambda: datetime.now(UTC) + timedelta(days=1, minutes=1)
+    timer(None)  # the next morning
+    assert expiry_lines(caplog) == [("WARNING", "point-client-secret", 10), ("WARNING", "point-client-secret", 9)]
+    assert len(vault.reads("point-client-secret")) == 1  # the check reads nothing from the vault

@@ -15,8 +15,8 @@ var attentionQuery = '''
 traces
 | extend d = parse_json(extract(@'(\{"bridge_event".*\})\s*$', 1, message))
 | extend event = tostring(d.bridge_event), outcome = tostring(d.outcome)
-| where event != "point_call" and (event in ("poisoned", "failed", "uncertain") or outcome in ("failed", "uncertain", "point_failed"))
-| project timestamp, event, source = tostring(d.source), ticket = tostring(d.ticket), outcome
+| where event != "point_call" and (event in ("poisoned", "failed", "uncertain", "secret_expiry") or outcome in ("failed", "uncertain", "point_failed"))
+| project timestamp, event, source = tostring(d.source), ticket = tostring(d.ticket), outcome, secret = tostring(d.secret_name)
 '''
 
 resource workbook 'Microsoft.Insights/workbooks@2023-06-01' = {
