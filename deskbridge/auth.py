@@ -139,7 +139,9 @@ def verify_point_signature(body: bytes, headers: Mapping[str, str], keys: Sequen
     algorithm = _header(headers, "Algorithm").strip()
     if not signature:
         raise SignatureError("Signature header is missing")
-    if algorithm and algorithm.lower() not in POINT_ALGORITHMS:
+    if not algorithm:
+        raise SignatureError("Algorithm header is missing")
+    if algorithm.lower() not in POINT_ALGORITHMS:
         raise SignatureError(f"Algorithm {algorithm[:40]!r} is not supported (HMACSHA256 is)")
     matched = False
     for key in keys:

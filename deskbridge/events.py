@@ -77,8 +77,9 @@ def _handle(runtime: Runtime, body: bytes, headers: Mapping[str, str]) -> Answer
     if len(body) > s.max_body_bytes:
         raise InvalidRequest([FieldError("body", f"is larger than {s.max_body_bytes} bytes")], 413)
     names = s.point_webhook_key_secret_names
-    if names:
-        verify_point_signature(body, headers, runtime.secrets.values(names))
+    if not names:  # the feature is off without its key: never accept an unsigned event
+        raise ConfigurationError("POINT_WEBHOOK_KEY_SECRET_NAME", "is not set: Syskit Point events cannot be verified")
+    verify_point_signature(body, headers, runtime.secrets.values(names))
     jsonbody.check_content_type(headers)
     event = jsonbody.parse(body)
     if not isinstance(event, dict):

@@ -129,11 +129,14 @@ def test_every_test_http_sample_is_answered_as_described(bridge):
     events = samples[len(expected):]
     assert [title.split(": ")[1].split()[0] for title, *_ in events] == [
         "ProvisioningStarted", "ProvisioningCompleted", "ProvisioningFailed"]
-    # As the local run is configured (webhook key set), a hand-sent event is refused...
+    # Sent by hand, unsigned, an event is refused...
     assert send(bridge, *events[0][1:])[0] == 401
-    # ...and without the key it settles the ServiceNow sample's request.
-    bridge.configure(POINT_WEBHOOK_KEY_SECRET_NAME=None)
-    answers = [send(bridge, *sample[1:]) for sample in events]
+    # ...signed as Syskit Point signs, it settles the ServiceNow sample's request.
+    from deskbridge.auth import sign_point_event
+
+    signed = [(method, route, headers | {"Signature": sign_point_event(body, bridge.stack.point.signature_key)}, body)
+              for _, method, route, headers, body in events]
+    answers = [send(bridge, *sample) for sample in signed]
     assert [(status, body["status"]) for status, body in answers] == [
         (200, "provisioning"), (200, "completed"), (202, "unmatched")]
     assert bridge.record("servicenow", "RITM0010452").status == "completed"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
 from typing import Any
 
 from deskbridge.desks import Approval, TicketRef
@@ -92,7 +91,3 @@ def body_ticket_id(request: ProvisioningRequest) -> str:
     digest = hashlib.sha256(request.canonical_json().encode("utf-8")).hexdigest()
     return f"body-{digest[:32]}"
 
-
-def outcome_payload(ticket: Mapping[str, str], outcome: Mapping[str, Any]) -> dict[str, Any]:
-    """What a ``ticket.callbackUrl`` receives."""
-    return {"type": "provisioning." + str(outcome.get("status")), "ticket": dict(ticket), "outcome": dict(outcome)}
