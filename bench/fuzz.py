@@ -13,6 +13,7 @@ answers were. Exit status 1 when any property failed.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import logging
 import os
@@ -38,7 +39,9 @@ MIX = {
     "unicode-address": 0.05,
     "oversized": 0.02,
     "unsigned-event": 0.03,
-    "plausible": 0.24,
+    "forged-signature": 0.04,
+    "idempotency-key": 0.01,
+    "plausible": 0.19,
 }
 
 
@@ -64,6 +67,8 @@ def _strategy(kind: str, route: str) -> Any:
         "unicode-address": hostile.unicode_addresses,
         "oversized": hostile.oversized,
         "unsigned-event": lambda r: hostile.every_wrong_case(r) | hostile.plausible(r),
+        "forged-signature": hostile.forged_signatures,
+        "idempotency-key": hostile.bad_idempotency_keys,
         "plausible": hostile.plausible,
     }[kind](route)
 
@@ -71,8 +76,10 @@ def _strategy(kind: str, route: str) -> Any:
 def _routes(kind: str) -> tuple[str, ...]:
     import strategies as hostile
 
-    if kind == "unicode-address":
+    if kind in ("unicode-address", "forged-signature"):
         return hostile.APPROVAL_ROUTES
+    if kind == "idempotency-key":
+        return ("provision",)
     if kind == "unsigned-event":
         return ("point_events",)
     return hostile.ROUTES
@@ -147,7 +154,11 @@ def main(argv: list[str] | None = None) -> int:
         hostile.check(case, outcome)
 
     total_weight = sum(MIX.values())
+    for name in hostile.SIGNING_SECRET_NAMES.values():
+        stack.vault.set_secret(name, "whsec_" + base64.b64encode(os.urandom(24)).decode())
     for kind, weight in MIX.items():
+        # Forged signatures need routes that demand one; every other kind runs without.
+        runtime.reset(settings_ | hostile.signing_settings() if kind == "forged-signature" else settings_)
         routes = _routes(kind)
         per_route = max(1, round(args.cases * weight / total_weight / len(routes)))
         for route in routes:
@@ -165,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                     traceback.format_exception_only(type(exc), exc))[:2000]})
 
     # Small spaces (missing fields, say) run out of distinct cases early: top up with the large ones.
+    runtime.reset(settings_)
     while sum(counts.values()) < args.cases and len(failures) == 0:
         missing = args.cases - sum(counts.values())
         for kind in ("wrong-value", "wrong-body", "plausible"):

@@ -17,6 +17,7 @@ Used by tests/test_hostile.py (CI-sized) and bench/fuzz.py (the long run).
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
@@ -508,6 +509,53 @@ def unicode_addresses(draw: st.DrawFn, route: str) -> Case:
                 "unicode-address")
 
 
+@st.composite
+def bad_idempotency_keys(draw: st.DrawFn, route: str = "provision") -> Case:
+    """/api/provision names the ticket after the Idempotency-Key header when the body names none."""
+    _, payload = draw(bases("provision"))
+    payload.pop("ticket", None)
+    key = draw(bad_ticket_id.filter(lambda k: k.strip() and k == k.strip()))
+    headers = {"Content-Type": "application/json", draw(st.sampled_from(["Idempotency-Key", "idempotency-key"])): key}
+    return Case("provision", encode(payload, True), headers, "ticket.id", (400,), "idempotency-key")
+
+
+# Signing secrets the bridge is configured with when forged signatures are tried (see signing_settings).
+SIGNING_SECRET_NAMES = {"jira": "fuzz-jira-hook", "servicenow": "fuzz-servicenow-signing",
+                        "provision": "fuzz-provision-signing"}
+
+
+def signing_settings() -> dict[str, str]:
+    return {"JIRA_WEBHOOK_SECRET_NAME": SIGNING_SECRET_NAMES["jira"],
+            "SERVICENOW_SIGNING_SECRET_NAME": SIGNING_SECRET_NAMES["servicenow"],
+            "PROVISION_SIGNING_SECRET_NAME": SIGNING_SECRET_NAMES["provision"]}
+
+
+_HEADER_TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E) | SAFE_TEXT, max_size=80)
+
+
+@st.composite
+def forged_signatures(draw: st.DrawFn, route: str) -> Case:
+    """A signed route called without the secret: missing, malformed, random or stale signature headers."""
+    _, payload = draw(bases(route))
+    body = encode(payload, True)
+    if route == "jira":
+        headers = draw(st.one_of(
+            st.just({}),
+            st.builds(lambda v: {"X-Hub-Signature": v}, st.one_of(
+                _HEADER_TEXT, st.from_regex(r"sha256=[0-9a-fA-F]{64}", fullmatch=True),
+                st.from_regex(r"sha1=[0-9a-f]{40}", fullmatch=True))),
+        ))
+    else:
+        signature = st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=3).map(
+            lambda sigs: " ".join("v1," + base64.b64encode(sig).decode() for sig in sigs))
+        headers = draw(st.fixed_dictionaries({}, optional={
+            "webhook-id": _HEADER_TEXT | st.uuids().map(lambda u: f"msg_{u.hex}"),
+            "webhook-timestamp": _HEADER_TEXT | st.integers(-3600, 3600).map(lambda skew: str(int(time.time()) + skew)),
+            "webhook-signature": _HEADER_TEXT | signature,
+        }))
+    return Case(route, body, {"Content-Type": "application/json"} | headers, "signature", (401,), "forged-signature")
+
+
 # == wrong bodies, whatever the route ===============================================
 
 
@@ -633,6 +681,8 @@ def every_wrong_case(route: str) -> st.SearchStrategy[Case]:
     strategies = [every_wrong_body(route), wrong_values(route), missing_fields(route), huge_strings(route)]
     if route in APPROVAL_ROUTES:
         strategies.append(unicode_addresses(route))
+    if route == "provision":
+        strategies.append(bad_idempotency_keys())
     return st.one_of(*strategies)
 
 

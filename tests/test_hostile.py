@@ -7,6 +7,7 @@ The limits (body size, field lengths, owner and member counts) are checked at th
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -110,6 +111,23 @@ def test_unsigned_point_events_are_refused_before_reading(desk, case):
     call = hostile.call(functions(), unsigned, desk.stack.point, "not-the-key")
     hostile.check(unsigned, call)
     assert len(desk.stack.vault.calls) - reads <= 2  # the key, read once and cached
+
+
+@pytest.mark.parametrize("route", hostile.APPROVAL_ROUTES)
+@ci(80)
+@given(data=st.data())
+def test_forged_signatures_are_refused_before_the_body_is_read(desk, route, data):
+    for name in hostile.SIGNING_SECRET_NAMES.values():
+        desk.stack.vault.set_secret(name, "whsec_" + base64.b64encode(name.encode() * 2).decode())
+    if desk.settings.get("JIRA_WEBHOOK_SECRET_NAME") is None:
+        desk.configure(**hostile.signing_settings())
+    run(desk, data.draw(hostile.forged_signatures(route)))
+
+
+@ci(60)
+@given(case=hostile.bad_idempotency_keys())
+def test_bad_idempotency_keys_are_refused_by_name(desk, case):
+    run(desk, case)
 
 
 # == regressions: inputs that once gave a 500 ======================================
