@@ -62,6 +62,7 @@ class LocalStack:
         self.vault.set_secret("point-webhook-key", self.point.signature_key)
         self.vault.set_secret("jira-api-token", self.jira_token)
         self.vault.set_secret("servicenow-password", self.servicenow_password)
+        self._initial_secrets = dict(self.vault.secrets)
         return self
 
     def reset(self) -> None:
@@ -81,7 +82,8 @@ class LocalStack:
         self.callbacks.received.clear()
         app = self.entra.apps[BRIDGE_APP_ID]
         app.secret, app.secret_expired, app.roles = self.client_secret, False, {"Point.Provisioning", "Point.Admin"}
-        self.vault.set_secret("point-client-secret", self.client_secret)
+        app.federated_subject = self.entra.managed_identity_id
+        self.vault.secrets = dict(self._initial_secrets)  # drops secrets a test added, undoes rotations
 
     def stop(self) -> None:
         for standin in self._standins:
