@@ -75,6 +75,10 @@ def classify_token_failure(exc: BaseException) -> TokenError:
     return TokenError(f"token request failed ({type(exc).__name__})", "transient")
 
 
+_RENEW_BEFORE_EXPIRY = 300  # seconds: renew a token this long before it expires, as azure-identity does
+_STILL_VALID_MARGIN = 30  # seconds: a token this close to expiry is not handed out any more
+
+
 class TokenSource:
     """Tokens for Syskit Point, cached by one azure-identity credential."""
 
@@ -82,8 +86,9 @@ class TokenSource:
         self._scope = scope
         self._build = build  # build(refresh_secret) -> credential
         self._credential: Any = None
+        self._token: Any = None  # the last AccessToken, reused until it is about to expire
         self._lock = threading.Lock()
-        self.requests = 0  # credential rebuilds + token requests that missed the cache, roughly
+        self.requests = 0  # token requests to the credential (each may or may not reach Entra ID)
 
     def token(self) -> str:
         try:
@@ -96,28 +101,44 @@ class TokenSource:
 
     def refresh(self) -> None:
         with self._lock:
+            self._token = None
             self._credential = self._build(True)
 
     def _get(self) -> str:
-        credential = self._credential
-        if credential is None:
-            with self._lock:
-                if self._credential is None:
-                    self._credential = self._build(False)
-                credential = self._credential
+        # One token request for many concurrent callers: the credential's own cache lets every
+        # thread of a cold burst ask Entra ID at once. While a token is being renewed, others
+        # keep using the current one if it is still valid.
+        cached = self._token
+        now = time.time()
+        if cached is not None and cached.expires_on - _RENEW_BEFORE_EXPIRY > now:
+            return cached.token
+        still_valid = cached is not None and cached.expires_on - _STILL_VALID_MARGIN > now
+        if not self._lock.acquire(blocking=not still_valid):
+            return cached.token  # another thread is renewing it
         try:
-            return credential.get_token(self._scope).token
-        except SecretUnavailable as exc:
-            raise TokenError(str(exc), "transient" if exc.transient else "config") from None
-        except Exception as exc:  # azure-identity raises several types; classify by content
-            failure = classify_token_failure(exc)
-        if failure.transient:
-            # MSAL remembers a 5xx for a while and answers it again without asking;
-            # the retry schedule already spaces attempts, so start afresh next time.
-            with self._lock:
-                if self._credential is credential:
-                    self._credential = None
-        raise failure
+            cached = self._token
+            if cached is not None and cached.expires_on - _RENEW_BEFORE_EXPIRY > time.time():
+                return cached.token
+            if self._credential is None:
+                self._credential = self._build(False)
+            credential = self._credential
+            self.requests += 1
+            try:
+                self._token = credential.get_token(self._scope)
+                return self._token.token
+            except SecretUnavailable as exc:
+                raise TokenError(str(exc), "transient" if exc.transient else "config") from None
+            except Exception as exc:  # azure-identity raises several types; classify by content
+                failure = classify_token_failure(exc)
+            if failure.transient:
+                # MSAL remembers a 5xx for a while and answers it again without asking;
+                # the retry schedule already spaces attempts, so start afresh next time.
+                self._credential = None
+                if still_valid:
+                    return cached.token  # renewal failed, but the current token still works
+            raise failure
+        finally:
+            self._lock.release()
 
 
 def client_secret_tokens(
