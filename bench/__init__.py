@@ -1,0 +1,1 @@
+"""Benchmarks: plain scripts that print one JSON line of figures each (``bench/run``)."""

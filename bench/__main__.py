@@ -1,0 +1,31 @@
+"""Run the benchmarks, each in its own process; each prints one JSON line of figures.
+
+    bench/run                  # warm, burst, cold
+    bench/run warm cold        # some of them
+    bench/run warm --approvals 300
+
+The exit status is 1 when any benchmark misses a goal (its ``goals`` say which).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from bench.harness import ROOT
+
+BENCHMARKS = ("warm", "burst", "cold")
+
+
+def main(argv: list[str]) -> int:
+    names = [a for a in argv if a in BENCHMARKS] or list(BENCHMARKS)
+    extra = [a for a in argv if a not in BENCHMARKS]
+    worst = 0
+    for name in names:
+        done = subprocess.run([sys.executable, "-m", f"bench.{name}", *extra], cwd=ROOT, check=False)
+        worst = max(worst, done.returncode)
+    return worst
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
