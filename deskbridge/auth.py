@@ -131,7 +131,7 @@ def sign_standard_webhook(body: bytes, secret: str, webhook_id: str, timestamp: 
     return {"webhook-id": webhook_id, "webhook-timestamp": str(timestamp), "webhook-signature": signature}
 
 
-POINT_ALGORITHMS = frozenset({"hmacsha256", "hmac-sha256", "sha256", "hs256"})
+EVENT_SIGNATURE_ALGORITHMS = frozenset({"hmacsha256", "hmac-sha256", "sha256", "hs256"})
 
 
 def verify_point_signature(body: bytes, headers: Mapping[str, str], keys: Sequence[str]) -> None:
@@ -141,7 +141,7 @@ def verify_point_signature(body: bytes, headers: Mapping[str, str], keys: Sequen
         raise SignatureError("Signature header is missing")
     if not algorithm:
         raise SignatureError("Algorithm header is missing")
-    if algorithm.lower() not in POINT_ALGORITHMS:
+    if algorithm.lower() not in EVENT_SIGNATURE_ALGORITHMS:
         raise SignatureError(f"Algorithm {algorithm[:40]!r} is not supported (HMACSHA256 is)")
     matched = False
     for key in keys:

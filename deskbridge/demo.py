@@ -358,7 +358,7 @@ def _drain_until_written(stack: Any, runtime: Any, steps: Steps, tickets: list[t
                 client.delete_message(message)
                 _report_desk_writes(stack, steps, seen)
         records = {(s, t): runtime.ledger.get(s, t) for s, t in tickets}
-        finished = all(r is not None and r.status in (Status.COMPLETED, Status.POINT_FAILED)
+        finished = all(r is not None and r.status in (Status.COMPLETED, Status.FAILED_IN_POINT)
                        and any(u.startswith(f"{r.status}:") for u in r.desk_updates) for r in records.values())
         if finished:
             return

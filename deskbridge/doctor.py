@@ -329,10 +329,10 @@ def check_point(ctx: Context) -> Result:
 
 
 def _template_type(template: dict[str, Any]) -> str | None:
-    from deskbridge.model import POINT_EVENT_TYPES, workspace_type_from_text
+    from deskbridge.model import EVENT_WORKSPACE_TYPES, workspace_type_from_text
 
     text = str(template.get("workspaceType") or template.get("type") or "")
-    return POINT_EVENT_TYPES.get(text) or workspace_type_from_text(text)
+    return EVENT_WORKSPACE_TYPES.get(text) or workspace_type_from_text(text)
 
 
 @check("templates", requires=("syskit point",))
@@ -389,8 +389,8 @@ def check_webhooks(ctx: Context) -> Result:
                            "python -m deskbridge webhooks register https://<app>.azurewebsites.net/api/point/events"
                            "?code=<function key>")
     if not ctx.settings.point_webhook_key_secret_names:
-        return Result.warn(f"{len(ours)} webhook(s) registered, but POINT_WEBHOOK_KEY_SECRET_NAME is not set: "
-                           "event signatures are not checked",
+        return Result.fail(f"{len(ours)} webhook(s) registered, but POINT_WEBHOOK_KEY_SECRET_NAME is not set: "
+                           "the bridge refuses every event (503) since it cannot verify them",
                            "put Syskit Point's webhook signature key in Key Vault and name it in "
                            "POINT_WEBHOOK_KEY_SECRET_NAME")
     return Result.ok(f"{len(ours)} webhook(s) registered to /api/point/events")

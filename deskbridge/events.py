@@ -9,6 +9,7 @@ so a retry after a desk outage never writes it twice.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -19,7 +20,7 @@ from deskbridge import jsonbody, telemetry
 from deskbridge.auth import SignatureError, verify_point_signature
 from deskbridge.desks import TicketRef
 from deskbridge.ledger import LedgerRecord
-from deskbridge.model import POINT_EVENT_TYPES, FieldError, InvalidRequest, Status, name_key
+from deskbridge.model import EVENT_WORKSPACE_TYPES, FieldError, InvalidRequest, Status, name_key
 from deskbridge.retries import QueueKey, next_delay, scheduled_age
 from deskbridge.runtime import Runtime
 from deskbridge.secrets import SecretUnavailable
@@ -31,13 +32,13 @@ log = telemetry.logger("deskbridge.events")
 EVENT_STATUS = {
     "ProvisioningStarted": Status.PROVISIONING,
     "ProvisioningCompleted": Status.COMPLETED,
-    "ProvisioningFailed": Status.POINT_FAILED,
+    "ProvisioningFailed": Status.FAILED_IN_POINT,
 }
 # What each event may settle.
 _SETTLES = {
     Status.PROVISIONING: {Status.PENDING, Status.SUBMITTED, Status.QUEUED, Status.UNCERTAIN},
     Status.COMPLETED: {Status.PENDING, Status.SUBMITTED, Status.QUEUED, Status.UNCERTAIN, Status.PROVISIONING},
-    Status.POINT_FAILED: {Status.PENDING, Status.SUBMITTED, Status.QUEUED, Status.UNCERTAIN, Status.PROVISIONING},
+    Status.FAILED_IN_POINT: {Status.PENDING, Status.SUBMITTED, Status.QUEUED, Status.UNCERTAIN, Status.PROVISIONING},
 }
 
 
@@ -91,9 +92,9 @@ def _handle(runtime: Runtime, body: bytes, headers: Mapping[str, str]) -> Answer
         return answer(Status.IGNORED, 200, reason=f"event type {str(event_type)[:60]!r} is not handled")
     if not isinstance(content, dict) or not isinstance(content.get("name"), str) or not content["name"].strip():
         raise InvalidRequest([FieldError("content.name", "is required")])
-    workspace_type = POINT_EVENT_TYPES.get(str(content.get("type")))
+    workspace_type = EVENT_WORKSPACE_TYPES.get(str(content.get("type")))
     if workspace_type is None:
-        raise InvalidRequest([FieldError("content.type", "must be one of " + ", ".join(POINT_EVENT_TYPES))])
+        raise InvalidRequest([FieldError("content.type", "must be one of " + ", ".join(EVENT_WORKSPACE_TYPES))])
     key = meta.get("idempotencyKey")
     if not isinstance(key, str) or not key.strip() or len(key) > 200:
         raise InvalidRequest([FieldError("meta.idempotencyKey", "is required")])
@@ -159,10 +160,12 @@ def _settle_one(
         record.status = new_status
         record.next_attempt_at = ""
         if new_status == Status.COMPLETED:
-            record.url = str(content.get("url") or "")[:2000]
+            url = str(content.get("url") or "")
+            # Only a plain https link goes into a ticket comment.
+            record.url = url if re.fullmatch(r"https://[^\s<>\"'`]{1,2000}", url) else ""
             record.microsoft_id = str(content.get("microsoftId") or "")[:200]
             record.last_error = ""
-        elif new_status == Status.POINT_FAILED:
+        elif new_status == Status.FAILED_IN_POINT:
             record.last_error = str(content.get("error") or "Syskit Point reported a failure")[:1000]
             # Syskit's documented example spells the key with a trailing space.
             correlation = content.get("correlationId", content.get("correlationId "))
@@ -222,7 +225,7 @@ def outcome_text(record: LedgerRecord, update: str) -> str:
         return f'Syskit Point started provisioning the {kind} "{name}".'
     if update == Status.COMPLETED:
         return f'The {kind} "{name}" is ready: {record.url or "(no link given)"}'
-    if update == Status.POINT_FAILED:
+    if update == Status.FAILED_IN_POINT:
         suffix = f" (correlation id {record.correlation_id})" if record.correlation_id else ""
         return f'Syskit Point could not provision the {kind} "{name}": {record.last_error}{suffix}'
     if update == Status.REJECTED:
@@ -233,7 +236,7 @@ def outcome_text(record: LedgerRecord, update: str) -> str:
     )
 
 
-_FAILURES = (Status.POINT_FAILED, Status.REJECTED, Status.FAILED)
+_FAILURES = (Status.FAILED_IN_POINT, Status.REJECTED, Status.FAILED)
 
 
 def desk_update(runtime: Runtime, message: str) -> str:

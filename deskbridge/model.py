@@ -52,7 +52,7 @@ _WORKSPACE_ALIASES = {
 }
 
 # Syskit Point webhook `content.type` values.
-POINT_EVENT_TYPES = {
+EVENT_WORKSPACE_TYPES = {
     "MicrosoftTeams": "teams",
     "M365Group": "groups",
     "SharePointSiteCollection": "sites",
@@ -71,7 +71,7 @@ class Status(StrEnum):
     FAILED = "failed"  # attempts ran out
     PROVISIONING = "provisioning"  # Syskit Point said it started
     COMPLETED = "completed"  # Syskit Point said it is done
-    POINT_FAILED = "point_failed"  # Syskit Point said provisioning failed
+    FAILED_IN_POINT = "point_failed"  # Syskit Point said provisioning failed
     IGNORED = "ignored"  # not an approval (never stored)
 
 
@@ -261,7 +261,7 @@ def _template_id(draft: Mapping[str, Any], workspace_type: str, policy: Policy, 
         template_id = raw
     elif isinstance(raw, float) and raw.is_integer():
         template_id = int(raw)
-    elif isinstance(raw, str) and re.fullmatch(r"\s*\d{1,9}\s*", raw):
+    elif isinstance(raw, str) and re.fullmatch(r"\s*[0-9]{1,9}\s*", raw):
         template_id = int(raw)
     else:
         template_id = None

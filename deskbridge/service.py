@@ -44,7 +44,7 @@ _ANSWER_STATUS = {
     Status.UNCERTAIN: 202,
     Status.REJECTED: 422,
     Status.FAILED: 503,
-    Status.POINT_FAILED: 200,
+    Status.FAILED_IN_POINT: 200,
 }
 
 
@@ -76,7 +76,7 @@ def _record_answer(record: LedgerRecord, http_status: int | None = None) -> Answ
     errors = (
         [FieldError("point", record.last_error)]
         if record.last_error
-        and record.status in (Status.REJECTED, Status.FAILED, Status.POINT_FAILED, Status.UNCERTAIN, Status.QUEUED)
+        and record.status in (Status.REJECTED, Status.FAILED, Status.FAILED_IN_POINT, Status.UNCERTAIN, Status.QUEUED)
         else []
     )
     return answer(
@@ -100,20 +100,9 @@ def policy_from(runtime: Runtime) -> Policy:
     )
 
 
-def request_from_record(record: LedgerRecord) -> ProvisioningRequest:
-    body = record.point_body()
-    return ProvisioningRequest(
-        workspace_type=record.workspace_type,
-        template_id=int(body["templateId"]),
-        display_name=body["displayName"],
-        desired_url=body["desiredUrl"],
-        owners=tuple(body["owners"]),
-        members=tuple(body["members"]),
-        description=body["description"],
-        comment=body["comment"],
-        metadata=body["metadata"],
-        is_private=bool(body["isPrivate"]),
-    )
+def request_from_record(record: LedgerRecord, policy: Policy) -> ProvisioningRequest:
+    """The stored body, checked again: the ledger is data, and the settings may have changed since."""
+    return validate(record.point_body() | {"workspaceType": record.workspace_type}, policy)
 
 
 class Unauthorized(Exception):
@@ -222,13 +211,13 @@ class Bridge:
                 payload,
                 JiraFields(
                     approved_status=s.jira_approved_status,
-                    display_name=s.jira_field("DISPLAY_NAME"),
-                    description=s.jira_field("DESCRIPTION"),
-                    owners=s.jira_field("OWNERS"),
-                    members=s.jira_field("MEMBERS"),
-                    workspace_type=s.jira_field("WORKSPACE_TYPE"),
-                    privacy=s.jira_field("PRIVACY"),
-                    template=s.jira_field("TEMPLATE"),
+                    display_name=s.raw("JIRA_FIELD_DISPLAY_NAME"),
+                    description=s.raw("JIRA_FIELD_DESCRIPTION"),
+                    owners=s.raw("JIRA_FIELD_OWNERS"),
+                    members=s.raw("JIRA_FIELD_MEMBERS"),
+                    workspace_type=s.raw("JIRA_FIELD_WORKSPACE_TYPE"),
+                    privacy=s.raw("JIRA_FIELD_PRIVACY"),
+                    template=s.raw("JIRA_FIELD_TEMPLATE"),
                 ),
             )
         if route == "servicenow":
@@ -237,11 +226,11 @@ class Bridge:
             return parse(
                 payload,
                 CatalogVariables(
-                    display_name=s.servicenow_variable("DISPLAY_NAME"),
-                    description=s.servicenow_variable("DESCRIPTION"),
-                    workspace_type=s.servicenow_variable("WORKSPACE_TYPE"),
-                    privacy=s.servicenow_variable("PRIVACY"),
-                    template=s.servicenow_variable("TEMPLATE"),
+                    display_name=s.raw("SERVICENOW_VARIABLE_DISPLAY_NAME"),
+                    description=s.raw("SERVICENOW_VARIABLE_DESCRIPTION"),
+                    workspace_type=s.raw("SERVICENOW_VARIABLE_WORKSPACE_TYPE"),
+                    privacy=s.raw("SERVICENOW_VARIABLE_PRIVACY"),
+                    template=s.raw("SERVICENOW_VARIABLE_TEMPLATE"),
                 ),
             )
         from deskbridge.desks.generic import parse
@@ -320,7 +309,7 @@ class Bridge:
                     return self._duplicate(ledger.get(ticket.source, ticket.id) or existing)
             else:
                 return self._duplicate(existing)
-        settled = self._attempt(record)
+        settled = self._attempt(record, request)
         result = _record_answer(settled, 201 if settled.status == Status.SUBMITTED else None)
         result.log_fields["point_status"] = settled.point_status or ""
         return result
@@ -335,11 +324,20 @@ class Bridge:
         result.body["duplicate"] = True
         return result
 
-    def _attempt(self, record: LedgerRecord) -> LedgerRecord:
+    def _attempt(self, record: LedgerRecord, request: ProvisioningRequest | None = None) -> LedgerRecord:
         """One call to Syskit Point for a pending record, and what follows from it."""
         from deskbridge.point import CallOutcome
 
-        result = self.runtime.point.provision(request_from_record(record))
+        if request is None:  # a retry: the body comes from the ledger
+            try:
+                request = request_from_record(record, policy_from(self.runtime))
+            except InvalidRequest as exc:
+                record.status, record.next_attempt_at = Status.REJECTED, ""
+                record.last_error = f"no longer valid: {exc}"[:1000]
+                record = self._save_outcome(record)
+                self._notify_desk(record, record.status)
+                return record
+        result = self.runtime.point.provision(request)
         now = utcnow()
         record.attempts += 1
         record.point_status = result.http_status or 0

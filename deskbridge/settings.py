@@ -409,10 +409,6 @@ class Settings:
     def jira_approved_status(self) -> str:
         return self.raw("JIRA_APPROVED_STATUS")
 
-    def jira_field(self, role: str) -> str:
-        """Field id for a role: DISPLAY_NAME, DESCRIPTION, OWNERS, MEMBERS, ..."""
-        return self.raw(f"JIRA_FIELD_{role}")
-
     @property
     def jira_configured(self) -> bool:
         return bool(self.raw("JIRA_URL") and self.raw("JIRA_EMAIL") and self.raw("JIRA_API_TOKEN_SECRET_NAME"))
@@ -422,9 +418,6 @@ class Settings:
         return self._flag("JIRA_INTERNAL_NOTE", default=True)
 
     # -- ServiceNow ---------------------------------------------------------
-    def servicenow_variable(self, role: str) -> str:
-        return self.raw(f"SERVICENOW_VARIABLE_{role}")
-
     @property
     def servicenow_configured(self) -> bool:
         has_auth = (self.raw("SERVICENOW_USERNAME") and self.raw("SERVICENOW_PASSWORD_SECRET_NAME")) or self.raw(

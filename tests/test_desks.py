@@ -131,7 +131,8 @@ def test_generic_callback_and_bad_ticket():
     assert generic.parse(body, None).reply_to == {"callbackUrl": "https://x.test/cb"}
     for ticket, field in (({"callbackUrl": "http://plain"}, "ticket.callbackUrl"), ("T-1", "ticket"),
                           ({"id": "a/b"}, "ticket.id"), ({"id": True}, "ticket.id"),
-                          ({"source": "Has Space", "id": "1"}, "ticket.source")):
+                          ({"source": "Has Space", "id": "1"}, "ticket.source"),
+                          ({"id": "T-1", "callbackUrl": 5}, "ticket.callbackUrl")):
         with pytest.raises(InvalidRequest) as caught:
             generic.parse(dict(body, ticket=ticket), None)
         assert caught.value.errors[0].field == field

@@ -114,6 +114,11 @@ def test_webhook_warnings_and_poisoned_messages(bridge):
     assert webhooks.state == "warn" and "webhooks register" in webhooks.hint
     from deskbridge.retries import QueueKey
 
+    bridge.stack.point.webhooks["https://bridge.example/api/point/events"] = ["*"]
+    bridge.configure(POINT_WEBHOOK_KEY_SECRET_NAME=None)
+    webhooks = by_name(doctor.run_checks(bridge.runtime), "webhooks")
+    assert webhooks.state == "fail" and "503" in webhooks.message
+    assert "POINT_WEBHOOK_KEY_SECRET_NAME" in webhooks.hint
     bridge.runtime.retry_queue.to_poison(QueueKey("jira", "HR-1"))
     storage = by_name(doctor.run_checks(bridge.runtime), "storage")
     assert storage.state == "warn" and "poisoned 1" in storage.message

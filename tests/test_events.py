@@ -671,3 +671,16 @@ def test_simulator_events_close_the_loop_end_to_end(bridge, monkeypatch):
         ("APO-2", 'Syskit Point could not provision the Team "Doomed Project": The site URL is already taken. '
                   f"(correlation id {failed.correlation_id})"),
     ]
+
+
+@pytest.mark.parametrize("url, kept", [
+    ("https://contoso.sharepoint.com/sites/project-apollo", True),
+    ("javascript:alert(1)", False),
+    ("https://evil.example/x\" onclick=\"y", False),
+    ("http://contoso.sharepoint.com/sites/plain-http", False),
+])
+def test_only_a_plain_https_link_from_an_event_is_kept(bridge, url, kept):
+    approve(bridge)
+    status, body = send(bridge, event("completed", url=url))
+    assert (status, body["status"]) == (200, "completed")
+    assert bridge.record("jira", "APO-1").url == (url if kept else "")

@@ -130,3 +130,7 @@ def test_default_template_per_workspace_type():
     assert validate(draft(workspaceType="groups"), policy).template_id == 7
     only_teams = Policy(default_template_ids={"teams": 7})
     assert "no default template for sites" in errors_of(draft(workspaceType="sites"), only_teams)["templateId"]
+
+
+def test_template_id_digits_are_ascii():
+    assert errors_of(draft(templateId="\u0667"))["templateId"] == "must be a positive whole number"

@@ -305,3 +305,13 @@ def test_soak_300_approvals_with_transient_failures_and_duplicates(bridge):
     figures = {"approvals": len(sends), "distinct": len(tickets), "point_calls": len(point.provision_calls()),
                "accepted_by_point": len(point.provisioned), "final": dict(final), "answers": dict(answers)}
     print("soak", json.dumps(figures))
+
+
+def test_a_retry_checks_the_stored_body_again(bridge):
+    bridge.stack.point.fail_next(1, 500, method="POST")
+    accept(bridge)
+    bridge.configure(POINT_TEMPLATE_IDS="8")  # template 7 is no longer allowed when the retry comes
+    drain(bridge)
+    record = bridge.record("jira", "MKT-7")
+    assert record.status == "rejected" and "no longer valid" in record.last_error and "template 7" in record.last_error
+    assert len(bridge.stack.point.provision_calls()) == 1

@@ -60,7 +60,8 @@ def parse(payload: Any, idempotency_key: str | None) -> Approval:
     errors: list[FieldError] = []
     for key in ("source", "id", "callbackUrl"):
         value = ticket.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, str | int)):
+        allowed = str if key == "callbackUrl" else str | int
+        if value is not None and (isinstance(value, bool) or not isinstance(value, allowed)):
             errors.append(FieldError(f"ticket.{key}", "must be a string"))
     reply_to: dict[str, str] = {}
     callback = ticket.get("callbackUrl")

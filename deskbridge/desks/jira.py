@@ -21,7 +21,7 @@ from deskbridge.model import FieldError, InvalidRequest, check_ticket, parse_boo
 
 @dataclass(frozen=True)
 class JiraFields:
-    """Which Jira field holds what (the JIRA_FIELD_* and JIRA_APPROVED_STATUS settings)."""
+    """Which Jira field holds what (the Jira field settings and JIRA_APPROVED_STATUS)."""
 
     approved_status: str = "Approved"
     display_name: str = "summary"

@@ -22,7 +22,7 @@ from deskbridge.model import FieldError, InvalidRequest, check_ticket
 
 @dataclass(frozen=True)
 class CatalogVariables:
-    """Which catalog variable holds what (the SERVICENOW_VARIABLE_* settings)."""
+    """Which catalog variable holds what (the ServiceNow catalog variable settings)."""
 
     display_name: str = "site_name"
     description: str = "site_description"
