@@ -17,14 +17,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from deskbridge import jsonbody, telemetry
-from deskbridge.auth import SignatureError, verify_point_signature
+from deskbridge.auth import verify_point_signature
 from deskbridge.desks import TicketRef
 from deskbridge.ledger import LedgerRecord
 from deskbridge.model import EVENT_WORKSPACE_TYPES, FieldError, InvalidRequest, Status, name_key
 from deskbridge.retries import QueueKey, next_delay, scheduled_age
 from deskbridge.runtime import Runtime
 from deskbridge.secrets import SecretUnavailable
-from deskbridge.service import Answer, answer
+from deskbridge.service import REFUSALS, Answer, answer, refusal
 from deskbridge.settings import ConfigurationError
 
 log = telemetry.logger("deskbridge.events")
@@ -46,16 +46,8 @@ def handle_point_event(runtime: Runtime, body: bytes, headers: Mapping[str, str]
     started = time.monotonic()
     try:
         result = _handle(runtime, body, headers)
-    except InvalidRequest as exc:
-        result = answer(Status.REJECTED, exc.http_status, errors=exc.errors)
-    except SignatureError as exc:
-        result = answer(Status.REJECTED, 401, errors=[FieldError("Signature", str(exc))])
-    except ConfigurationError as exc:
-        log.error("configuration problem: %s", exc, extra={"bridge_event": "config", "setting": exc.setting})
-        result = answer(Status.FAILED, 503, errors=[FieldError(exc.setting, f"setting {exc.problem}")])
-    except SecretUnavailable as exc:
-        log.error("%s", exc, extra={"bridge_event": "secret"})
-        result = answer(Status.FAILED, 503, errors=[FieldError("keyVault", str(exc))])
+    except REFUSALS as exc:
+        result = refusal(exc, signature_field="Signature")
     ticket = result.body.get("ticket") or {}
     log.info(
         "point_event %s %s",

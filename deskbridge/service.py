@@ -105,8 +105,20 @@ def request_from_record(record: LedgerRecord, policy: Policy) -> ProvisioningReq
     return validate(record.point_body() | {"workspaceType": record.workspace_type}, policy)
 
 
-class Unauthorized(Exception):
-    pass
+REFUSALS = (InvalidRequest, SignatureError, ConfigurationError, SecretUnavailable)
+
+
+def refusal(exc: Exception, signature_field: str = "signature") -> Answer:
+    """The answer to a call the bridge cannot act on: the caller's fault (4xx) or a setting or Key Vault (503)."""
+    if isinstance(exc, InvalidRequest):
+        return answer(Status.REJECTED, exc.http_status, errors=exc.errors)
+    if isinstance(exc, SignatureError):
+        return answer(Status.REJECTED, 401, errors=[FieldError(signature_field, str(exc))])
+    if isinstance(exc, ConfigurationError):
+        log.error("configuration problem: %s", exc, extra={"bridge_event": "config", "setting": exc.setting})
+        return answer(Status.FAILED, 503, errors=[FieldError(exc.setting, f"setting {exc.problem}")])
+    log.error("%s", exc, extra={"bridge_event": "secret"})
+    return answer(Status.FAILED, 503, errors=[FieldError("keyVault", str(exc))])
 
 
 class Bridge:
@@ -123,16 +135,8 @@ class Bridge:
         try:
             delivery = self._verify_caller(route, body, headers)
             result = self._accept(route, body, headers)
-        except InvalidRequest as exc:
-            result = answer(Status.REJECTED, exc.http_status, errors=exc.errors)
-        except Unauthorized as exc:
-            result = answer(Status.REJECTED, 401, errors=[FieldError("signature", str(exc))])
-        except ConfigurationError as exc:
-            log.error("configuration problem: %s", exc, extra={"bridge_event": "config", "setting": exc.setting})
-            result = answer(Status.FAILED, 503, errors=[FieldError(exc.setting, f"setting {exc.problem}")])
-        except SecretUnavailable as exc:
-            log.error("%s", exc, extra={"bridge_event": "secret"})
-            result = answer(Status.FAILED, 503, errors=[FieldError("keyVault", str(exc))])
+        except REFUSALS as exc:
+            result = refusal(exc)
         if delivery and result.http_status >= 500:
             self._forget_delivery(*delivery)  # let the sender's retry through
         ticket = result.body.get("ticket") or {}
@@ -170,13 +174,10 @@ class Bridge:
         if not names or not (required or present):
             return None
         secrets = self.runtime.secrets.values(names)
-        try:
-            if route == "jira":
-                verify_hub_signature(body, headers, secrets)
-                return None
-            webhook_id = verify_standard_webhook(body, headers, secrets)
-        except SignatureError as exc:
-            raise Unauthorized(str(exc)) from None
+        if route == "jira":
+            verify_hub_signature(body, headers, secrets)
+            return None
+        webhook_id = verify_standard_webhook(body, headers, secrets)
         if not self.runtime.deliveries.first_time(route, webhook_id):
             raise InvalidRequest([FieldError("webhook-id", "this delivery was already received (replay)")], 409)
         return (route, webhook_id)
