@@ -39,24 +39,18 @@ from typing import Any
 from deskbridge.cli import Failure, command
 
 EVENTS_URL = "http://localhost:7071/api/point/events"
-JIRA_ISSUE = "HR-42"
-SERVICENOW_ITEM = "RITM0010452"
-SERVICENOW_SYS_ID = "8f1c2b7e4f3a1210a1b2c3d4e5f60718"
+DEMO_ISSUE_KEY = "HR-42"
+DEMO_RITM = "RITM0010452"
+DEMO_RITM_SYS_ID = "8f1c2b7e4f3a1210a1b2c3d4e5f60718"
 HIDDEN_OWNER = "557058:8c9e5b7a-64a1-4e54-9f0b-2f1c3b2a9d10"
 
 # How the demo's Jira project is set up: which custom fields hold what.
-JIRA_FIELD_SETTINGS = {
-    "JIRA_FIELD_DISPLAY_NAME": "customfield_10054",
-    "JIRA_FIELD_DESCRIPTION": "description",
-    "JIRA_FIELD_OWNERS": "customfield_10060",
-    "JIRA_FIELD_MEMBERS": "customfield_10061",
-    "JIRA_FIELD_WORKSPACE_TYPE": "customfield_10070",
-    "JIRA_FIELD_PRIVACY": "customfield_10071",
+DEMO_DESK_SETTINGS = {  # with devtools.stack.SAMPLE_JIRA_FIELDS, the sample project's custom fields
     "JIRA_TRANSITION_COMPLETED": "Done",
     "SERVICENOW_STATE_COMPLETED": "3",
 }
-JIRA_WEBHOOK_SECRET = "jira-webhook-secret"
-SERVICENOW_SIGNING_SECRET = "servicenow-signing-secret"
+DEMO_JIRA_HOOK_SECRET = "jira-webhook-secret"
+DEMO_SERVICENOW_HOOK_SECRET = "servicenow-signing-secret"
 
 
 @dataclass
@@ -106,7 +100,7 @@ def jira_admin_webhook() -> dict[str, Any]:
         "user": {"accountId": "5b10ac8d82e05b22cc7d4ef5", "displayName": "Mira Approver", "active": True},
         "issue": {
             "id": "10042",
-            "key": JIRA_ISSUE,
+            "key": DEMO_ISSUE_KEY,
             "self": "https://contoso.atlassian.net/rest/api/2/issue/10042",
             "fields": {
                 "summary": "New team for Project Apollo",
@@ -139,8 +133,8 @@ def jira_admin_webhook() -> dict[str, Any]:
 def servicenow_body() -> dict[str, Any]:
     """What the bridge's ServiceNow Run Script (docs/servicenow-run-script.js) sends."""
     return {
-        "number": SERVICENOW_ITEM,
-        "sys_id": SERVICENOW_SYS_ID,
+        "number": DEMO_RITM,
+        "sys_id": DEMO_RITM_SYS_ID,
         "variables": {
             "site_name": "Sales EMEA Q3",
             "site_description": "Quarterly sales workspace",
@@ -232,9 +226,11 @@ def process_environment(values: dict[str, str]) -> Iterator[None]:
 
 
 def demo_settings(stack: Any) -> dict[str, str]:
-    return dict(os.environ) | stack.settings | JIRA_FIELD_SETTINGS | {
-        "JIRA_WEBHOOK_SECRET_NAME": JIRA_WEBHOOK_SECRET,
-        "SERVICENOW_SIGNING_SECRET_NAME": SERVICENOW_SIGNING_SECRET,
+    from devtools.stack import SAMPLE_JIRA_FIELDS
+
+    return dict(os.environ) | stack.settings | SAMPLE_JIRA_FIELDS | DEMO_DESK_SETTINGS | {
+        "JIRA_WEBHOOK_SECRET_NAME": DEMO_JIRA_HOOK_SECRET,
+        "SERVICENOW_SIGNING_SECRET_NAME": DEMO_SERVICENOW_HOOK_SECRET,
         "BRIDGE_RETRY_SCHEDULE": "1",
     }
 
@@ -248,8 +244,8 @@ def run(steps: Steps, timeout: float) -> dict[str, Any]:
                   "Point simulator, Jira and ServiceNow stand-ins (HTTPS), and Azurite (in memory).")
         jira_secret = "jws-" + secrets.token_urlsafe(24)
         signing_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
-        stack.vault.set_secret(JIRA_WEBHOOK_SECRET, jira_secret)
-        stack.vault.set_secret(SERVICENOW_SIGNING_SECRET, signing_secret)
+        stack.vault.set_secret(DEMO_JIRA_HOOK_SECRET, jira_secret)
+        stack.vault.set_secret(DEMO_SERVICENOW_HOOK_SECRET, signing_secret)
         stack.jira.add_user(HIDDEN_OWNER, "Hidden Harry", "harry@contoso.com")
         with process_environment(stack.process_environment):
             runtime = runtimes.reset(demo_settings(stack))
@@ -273,14 +269,15 @@ def _play(stack: Any, runtime: Any, steps: Steps, jira_secret: str, signing_secr
     body = json.dumps(jira_admin_webhook()).encode("utf-8")
     headers = {"Content-Type": "application/json", "X-Hub-Signature": sign_hub(body, jira_secret),
                "X-Atlassian-Webhook-Identifier": str(uuid.uuid4())}
-    _approve(stack, steps, "jira", f"jira/{JIRA_ISSUE}", "Jira admin webhook, X-Hub-Signature checked", body, headers)
+    _approve(stack, steps, "jira", f"jira/{DEMO_ISSUE_KEY}", "Jira admin webhook, X-Hub-Signature checked",
+             body, headers)
 
     body = json.dumps(servicenow_body()).encode("utf-8")
-    _approve(stack, steps, "servicenow", f"servicenow/{SERVICENOW_ITEM}",
+    _approve(stack, steps, "servicenow", f"servicenow/{DEMO_RITM}",
              "ServiceNow Run Script, Standard Webhooks signature checked", body,
              _standard_webhook_headers(body, signing_secret))
 
-    tickets = [("jira", JIRA_ISSUE), ("servicenow", SERVICENOW_ITEM)]
+    tickets = [("jira", DEMO_ISSUE_KEY), ("servicenow", DEMO_RITM)]
     _drain_until_written(stack, runtime, steps, tickets, timeout)
 
     outcome = []
@@ -380,7 +377,7 @@ def _report_desk_writes(stack: Any, steps: Steps, seen: dict[str, int]) -> None:
                   transition=names.get(transition, transition))
     seen["transitions"] = len(stack.jira.applied)
     for sys_id, fields in stack.servicenow.patches[seen["servicenow"]:]:
-        label = f"servicenow/{SERVICENOW_ITEM}" if sys_id == SERVICENOW_SYS_ID else f"servicenow/{sys_id}"
+        label = f"servicenow/{DEMO_RITM}" if sys_id == DEMO_RITM_SYS_ID else f"servicenow/{sys_id}"
         state = f" (state {fields['state']})" if "state" in fields else ""
         steps.add(label, "ticket updated", f'ServiceNow work note{state}: "{fields.get("work_notes")}"',
                   work_notes=fields.get("work_notes"), state=fields.get("state"))

@@ -31,6 +31,16 @@ POINT_API_APP_ID = "api://syskit-point-local"
 BRIDGE_APP_ID = "5b1d6e2a-0000-4000-8000-0000000b41d6"  # the integration app (client id)
 VAULT_READER_ID = "0c3e7f11-0000-4000-8000-00000000a0a7"  # stands for the function's identity
 
+# The sample Jira project's custom fields (tests/fixtures/jira_*.json use these ids).
+SAMPLE_JIRA_FIELDS = {
+    "JIRA_FIELD_DISPLAY_NAME": "customfield_10054",
+    "JIRA_FIELD_DESCRIPTION": "description",
+    "JIRA_FIELD_OWNERS": "customfield_10060",
+    "JIRA_FIELD_MEMBERS": "customfield_10061",
+    "JIRA_FIELD_WORKSPACE_TYPE": "customfield_10070",
+    "JIRA_FIELD_PRIVACY": "customfield_10071",
+}
+
 
 class LocalStack:
     def __init__(self, workdir: Path, *, storage_location: Path | None = None, with_azurite: bool = True) -> None:

@@ -32,20 +32,14 @@ from hypothesis import strategies as st
 
 from deskbridge.auth import sign_point_event
 from deskbridge.model import workspace_type_from_text
+from devtools.stack import SAMPLE_JIRA_FIELDS
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 ROUTES = ("provision", "jira", "servicenow", "point_events")
 APPROVAL_ROUTES = ("provision", "jira", "servicenow")
 
 # The Jira field mapping the real fixtures are written for (as in test_approvals).
-JIRA_FIELDS = {
-    "JIRA_FIELD_DISPLAY_NAME": "customfield_10054",
-    "JIRA_FIELD_DESCRIPTION": "description",
-    "JIRA_FIELD_OWNERS": "customfield_10060",
-    "JIRA_FIELD_MEMBERS": "customfield_10061",
-    "JIRA_FIELD_WORKSPACE_TYPE": "customfield_10070",
-    "JIRA_FIELD_PRIVACY": "customfield_10071",
-}
+JIRA_FIELDS = SAMPLE_JIRA_FIELDS
 # The owner the webhook fixture names without an e-mail; tests register this user with the Jira stand-in.
 HIDDEN_OWNER = ("557058:8c9e5b7a-64a1-4e54-9f0b-2f1c3b2a9d10", "Hidden Harry", "harry@contoso.com")
 ALLOWED_TEMPLATES = (7, 8, 9, 10)

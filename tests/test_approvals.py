@@ -5,16 +5,9 @@ import threading
 
 from conftest import fixture
 
-from devtools.stack import BRIDGE_APP_ID, POINT_API_APP_ID
+from devtools.stack import BRIDGE_APP_ID, POINT_API_APP_ID, SAMPLE_JIRA_FIELDS
 
-JIRA_FIELDS = {
-    "JIRA_FIELD_DISPLAY_NAME": "customfield_10054",
-    "JIRA_FIELD_DESCRIPTION": "description",
-    "JIRA_FIELD_OWNERS": "customfield_10060",
-    "JIRA_FIELD_MEMBERS": "customfield_10061",
-    "JIRA_FIELD_WORKSPACE_TYPE": "customfield_10070",
-    "JIRA_FIELD_PRIVACY": "customfield_10071",
-}
+JIRA_FIELDS = SAMPLE_JIRA_FIELDS
 
 
 def test_syskit_documented_body_is_forwarded_exactly(bridge):

@@ -22,15 +22,9 @@ import pytest
 from conftest import fixture
 
 from deskbridge import auth, cli
+from devtools.stack import SAMPLE_JIRA_FIELDS
 
-JIRA_FIELDS = {
-    "JIRA_FIELD_DISPLAY_NAME": "customfield_10054",
-    "JIRA_FIELD_DESCRIPTION": "description",
-    "JIRA_FIELD_OWNERS": "customfield_10060",
-    "JIRA_FIELD_MEMBERS": "customfield_10061",
-    "JIRA_FIELD_WORKSPACE_TYPE": "customfield_10070",
-    "JIRA_FIELD_PRIVACY": "customfield_10071",
-}
+JIRA_FIELDS = SAMPLE_JIRA_FIELDS
 QUEUES = ("BRIDGE_RETRY_QUEUE", "BRIDGE_RETRY_POISON_QUEUE", "BRIDGE_DESK_QUEUE", "BRIDGE_DESK_POISON_QUEUE")
 FORMAT = logging.Formatter("%(name)s %(levelname)s %(message)s")
 
