@@ -202,6 +202,8 @@ def doctor_check(ctx: Any) -> Any:
             unread.append(name)  # the secret checks say why
             continue
         found.append(assess(name, secret.expires_on, now, days))
+    if unread and not found:
+        return Result.skip("no secret could be read from Key Vault; see the checks above")
     found.sort(key=lambda e: (_ORDER.index(e.state), e.days_left if e.days_left is not None else 0))
     parts = [describe(e) for e in found] + [f"{name} could not be read" for name in unread]
     if not point_secret:
