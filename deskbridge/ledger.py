@@ -175,7 +175,8 @@ class Ledger:
         record.created_at = record.created_at or now
         record.updated_at = now
         try:
-            metadata = self._table.create_entity(to_entity(record))
+            # The service would echo the whole entity back; only the ETag (a header) is needed.
+            metadata = self._table.create_entity(to_entity(record), response_preference="return-no-content")
         except ResourceExistsError:
             return False
         record.etag = (metadata or {}).get("etag", "")
