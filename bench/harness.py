@@ -41,6 +41,7 @@ class Tally:
     cpu_seconds: float = 0.0  # this thread's CPU time inside HTTPAdapter.send (TLS, HTTP parsing)
     calls: Counter[int] = field(default_factory=Counter)  # by destination port
     seconds_by_port: Counter[int] = field(default_factory=Counter)
+    connections: Counter[int] = field(default_factory=Counter)  # new TCP connections, by port
     streamed: int = 0  # answers whose body was read after the meter stopped (should stay 0)
     region: str = ""  # the outermost region this thread is in now
     region_seconds: Counter[str] = field(default_factory=Counter)  # wall time inside each region
@@ -99,6 +100,16 @@ class Meter:
             return response
 
         HTTPAdapter.send = send  # type: ignore[method-assign]
+
+        from urllib3.connection import HTTPConnection
+
+        new_conn = HTTPConnection._new_conn
+
+        def counted_new_conn(connection: Any) -> Any:
+            meter.tally().connections[connection.port or 0] += 1
+            return new_conn(connection)
+
+        HTTPConnection._new_conn = counted_new_conn  # type: ignore[method-assign]
         self._installed = True
         return self
 

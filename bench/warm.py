@@ -118,6 +118,7 @@ def run(approvals: int, profile_lines: int = 0) -> dict[str, Any]:
         per_destination = {"point": 0.0, "entra": 0.0, "key_vault": 0.0, "storage": 0.0}
         seconds_by_destination = dict.fromkeys(per_destination, 0.0)
         split = {"bridge_code": 0.0, "storage_sdk": 0.0, "requests": 0.0}
+        new_connections = {"point": 0, "storage": 0, "other": 0}
         profiler = cProfile.Profile() if profile_lines else None
         for n in range(approvals):
             request = http_request("provision", syskit_body(n))
@@ -142,6 +143,9 @@ def run(approvals: int, profile_lines: int = 0) -> dict[str, Any]:
                 seconds_by_destination[name] += tally.seconds_by_port[port]
             per_destination["storage"] += sum(tally.calls[p] for p in storage)
             seconds_by_destination["storage"] += sum(tally.seconds_by_port[p] for p in storage)
+            for port, count in tally.connections.items():
+                where = "point" if port == ports["point"] else "storage" if port in storage else "other"
+                new_connections[where] += count
             for region in ("storage_sdk", "requests"):
                 split[region] += tally.region_seconds[region] - tally.region_http[region]
             split["bridge_code"] += spent - sum(tally.region_seconds.values()) - tally.region_http[""]
@@ -170,6 +174,7 @@ def run(approvals: int, profile_lines: int = 0) -> dict[str, Any]:
             "key_vault": counted["vault"],
         },
         "key_vault_reads_total": secret_reads,
+        "new_connections": new_connections,  # in the measured loop: 0 means every call reused a kept-alive one
         "own_ms": own_ms,
         "own_cpu_ms": summary_ms(own_cpu),
         "cpu_ms": summary_ms(cpu),
