@@ -30,6 +30,11 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
+@description('Flex Consumption: HTTP requests one instance serves at once (bench/ measured 16 threads safely)')
+@minValue(1)
+@maxValue(1000)
+param httpPerInstanceConcurrency int = 16
+
 @description('Storage redundancy')
 @allowed(['Standard_LRS', 'Standard_ZRS', 'Standard_GRS', 'Standard_GZRS'])
 param storageSkuName string = 'Standard_LRS'
@@ -473,6 +478,7 @@ module functionApp 'app/function.bicep' = {
     bridgeSettings: bridgeSettings
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
+    httpPerInstanceConcurrency: httpPerInstanceConcurrency
   }
 }
 

@@ -65,6 +65,7 @@ def test_function_app_runtime_and_transport():
     assert config["scaleAndConcurrency"] == {
         "instanceMemoryMB": "instanceMemoryMB",
         "maximumInstanceCount": "maximumInstanceCount",
+        "triggers": {"http": {"perInstanceConcurrency": "httpPerInstanceConcurrency"}},
     }
     storage = config["deployment"]["storage"]
     assert storage["type"] == "blobContainer"
@@ -85,6 +86,8 @@ def test_scale_settings_are_parameters():
     module = bicep["main"]["modules"]["functionApp"]["config"]["params"]
     assert module["instanceMemoryMB"] == "instanceMemoryMB"
     assert module["maximumInstanceCount"] == "maximumInstanceCount"
+    assert params["httpPerInstanceConcurrency"]["type"] == "int"
+    assert module["httpPerInstanceConcurrency"] == "httpPerInstanceConcurrency"
 
 
 def test_storage_account_allows_no_keys_and_no_public_blobs():
