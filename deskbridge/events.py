@@ -20,7 +20,7 @@ from deskbridge import jsonbody, telemetry
 from deskbridge.auth import verify_point_signature
 from deskbridge.desks import TicketRef
 from deskbridge.ledger import LedgerRecord
-from deskbridge.model import EVENT_WORKSPACE_TYPES, FieldError, InvalidRequest, Status, name_key
+from deskbridge.model import EVENT_WORKSPACE_TYPES, OPEN_STATUSES, FieldError, InvalidRequest, Status, name_key
 from deskbridge.retries import QueueKey, next_delay, scheduled_age
 from deskbridge.runtime import Runtime
 from deskbridge.secrets import SecretUnavailable
@@ -36,9 +36,9 @@ EVENT_STATUS = {
 }
 # What each event may settle.
 _SETTLES = {
-    Status.PROVISIONING: {Status.PENDING, Status.SUBMITTED, Status.QUEUED, Status.UNCERTAIN},
-    Status.COMPLETED: {Status.PENDING, Status.SUBMITTED, Status.QUEUED, Status.UNCERTAIN, Status.PROVISIONING},
-    Status.FAILED_IN_POINT: {Status.PENDING, Status.SUBMITTED, Status.QUEUED, Status.UNCERTAIN, Status.PROVISIONING},
+    Status.PROVISIONING: OPEN_STATUSES - {Status.PROVISIONING},
+    Status.COMPLETED: OPEN_STATUSES,
+    Status.FAILED_IN_POINT: OPEN_STATUSES,
 }
 
 

@@ -14,7 +14,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from deskbridge.model import Status
+from deskbridge.model import OPEN_STATUSES
 
 _CHUNK = 30000  # characters per string property (the service allows 64 KiB, UTF-16)
 _MAX_CHUNKS = 30
@@ -242,11 +242,9 @@ class Ledger:
             "NameKey eq @name and WorkspaceType eq @type", parameters={"name": name_key, "type": workspace_type}
         )
         records = [from_entity(e) for e in entities]
-        open_ones = [r for r in records if r.status in {s.value for s in _OPEN}]
+        open_ones = [r for r in records if r.status in OPEN_STATUSES]
         return sorted(open_ones, key=lambda r: r.created_at)
 
-
-_OPEN = (Status.PENDING, Status.SUBMITTED, Status.QUEUED, Status.UNCERTAIN, Status.PROVISIONING)
 
 
 def _row_key(delivery_id: str) -> str:

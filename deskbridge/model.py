@@ -360,11 +360,15 @@ _TICKET_ID = re.compile(r"[^\x00-\x1f\x7f-\x9f/\\#?]{1,128}")  # what Azure Tabl
 SOURCES = re.compile(r"[a-z][a-z0-9-]{0,31}")
 
 
+def check_source(source: str) -> list[FieldError]:
+    if SOURCES.fullmatch(source):
+        return []
+    return [FieldError("ticket.source", "must be lower-case letters, digits or '-', at most 32 characters")]
+
+
 def check_ticket(source: str, ticket_id: str) -> list[FieldError]:
     """Ticket identity must be storable as an Azure Table key."""
-    errors = []
-    if not SOURCES.fullmatch(source):
-        errors.append(FieldError("ticket.source", "must be lower-case letters, digits or '-', at most 32 characters"))
+    errors = check_source(source)
     if not _TICKET_ID.fullmatch(ticket_id) or ticket_id != ticket_id.strip():
         errors.append(
             FieldError(

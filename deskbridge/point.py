@@ -88,7 +88,6 @@ class TokenSource:
         self._credential: Any = None
         self._token: Any = None  # the last AccessToken, reused until it is about to expire
         self._lock = threading.Lock()
-        self.requests = 0  # token requests to the credential (each may or may not reach Entra ID)
 
     def token(self) -> str:
         try:
@@ -122,7 +121,6 @@ class TokenSource:
             if self._credential is None:
                 self._credential = self._build(False)
             credential = self._credential
-            self.requests += 1
             try:
                 self._token = credential.get_token(self._scope)
                 return self._token.token

@@ -9,6 +9,7 @@ timeout, so no function ever sleeps waiting for it.
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -67,7 +68,8 @@ class WorkQueue:
     def __init__(self, queue: Any, poison: Any) -> None:
         self._queue = queue
         self._poison = poison
-        self.sent: list[tuple[QueueKey, int]] = []  # (key, delay) of this process, for tests and the demo
+        # The latest (key, delay) sent by this process, for tests and the demo; bounded, a worker lives long.
+        self.sent: deque[tuple[QueueKey, int]] = deque(maxlen=1000)
 
     def schedule(self, key: QueueKey, delay_seconds: int) -> None:
         self._queue.send_message(key.encode(), visibility_timeout=max(0, int(delay_seconds)))

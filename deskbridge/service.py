@@ -34,7 +34,7 @@ from deskbridge.settings import ConfigurationError
 
 log = telemetry.logger("deskbridge")
 
-# Ledger statuses a request may be retried from, and their answers to a caller.
+# The HTTP status a caller gets for a request in each ledger status.
 _ANSWER_STATUS = {
     Status.PENDING: 202,
     Status.SUBMITTED: 200,

@@ -160,6 +160,13 @@ _DEFAULTS = {spec.name: spec.default for spec in SETTINGS}
 
 WORKSPACE_TYPES = ("teams", "groups", "sites", "yammer")
 
+# Per calling route: (secret-name setting, signature-required setting).
+_SIGNATURE_SETTINGS = {
+    "jira": ("JIRA_WEBHOOK_SECRET_NAME", "JIRA_REQUIRE_SIGNATURE"),
+    "servicenow": ("SERVICENOW_SIGNING_SECRET_NAME", "SERVICENOW_REQUIRE_SIGNATURE"),
+    "provision": ("PROVISION_SIGNING_SECRET_NAME", "PROVISION_REQUIRE_SIGNATURE"),
+}
+
 
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
@@ -381,27 +388,14 @@ class Settings:
     # -- caller signatures --------------------------------------------------
     def signing_secret_names(self, route: str) -> tuple[str, ...]:
         """Secret names for a route's caller signature (jira, servicenow, provision)."""
-        setting = {
-            "jira": "JIRA_WEBHOOK_SECRET_NAME",
-            "servicenow": "SERVICENOW_SIGNING_SECRET_NAME",
-            "provision": "PROVISION_SIGNING_SECRET_NAME",
-        }[route]
-        return _csv(self.raw(setting))
+        return _csv(self.raw(_SIGNATURE_SETTINGS[route][0]))
 
     def signature_required(self, route: str) -> bool:
-        setting = {
-            "jira": "JIRA_REQUIRE_SIGNATURE",
-            "servicenow": "SERVICENOW_REQUIRE_SIGNATURE",
-            "provision": "PROVISION_REQUIRE_SIGNATURE",
-        }[route]
-        required = self._flag(setting, default=bool(self.signing_secret_names(route)))
-        if required and not self.signing_secret_names(route):
-            secret_setting = {
-                "jira": "JIRA_WEBHOOK_SECRET_NAME",
-                "servicenow": "SERVICENOW_SIGNING_SECRET_NAME",
-                "provision": "PROVISION_SIGNING_SECRET_NAME",
-            }[route]
-            raise ConfigurationError(secret_setting, f"is not set, but {setting} is true")
+        secret_setting, required_setting = _SIGNATURE_SETTINGS[route]
+        configured = bool(self.signing_secret_names(route))
+        required = self._flag(required_setting, default=configured)
+        if required and not configured:
+            raise ConfigurationError(secret_setting, f"is not set, but {required_setting} is true")
         return required
 
     # -- Jira ---------------------------------------------------------------

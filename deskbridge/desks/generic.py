@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from deskbridge.desks import Approval, TicketRef
-from deskbridge.model import FieldError, InvalidRequest, ProvisioningRequest, check_ticket
+from deskbridge.model import FieldError, InvalidRequest, ProvisioningRequest, check_source, check_ticket
 
 BODY_FIELDS = (
     "templateId",
@@ -78,10 +78,7 @@ def parse(payload: Any, idempotency_key: str | None) -> Approval:
     ticket_id = str(ticket.get("id") or "").strip() or (idempotency_key or "").strip()
     if not ticket_id and from_comment:
         ticket_id = from_comment.id
-    if ticket_id:
-        errors = check_ticket(source, ticket_id)
-    else:
-        errors = [e for e in check_ticket(source, "x") if e.field == "ticket.source"]
+    errors = check_ticket(source, ticket_id) if ticket_id else check_source(source)
     if errors:
         raise InvalidRequest(errors)
     return Approval(TicketRef(source, ticket_id), draft, reply_to)
