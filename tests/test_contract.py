@@ -121,18 +121,19 @@ def test_every_generated_request_is_answered_as_described(api, bridge, capsys):
     assert len(app.calls) >= 250
 
 
-def test_answers_while_syskit_point_misbehaves_are_as_described(api, bridge, capsys):
-    """Syskit Point refusing, throttling and failing: the queued, rejected and failed answers match too."""
+@pytest.mark.parametrize(("point_status", "answered"), [(422, 422), (503, 202), (429, 202)])
+def test_answers_while_syskit_point_refuses_or_fails_are_as_described(api, bridge, capsys, point_status, answered):
+    """Syskit Point refusing (rejected, 422) or failing (queued, 202): those answers match the description too.
+    The documented examples (the fixtures) always reach Syskit Point, so each run sees the answer."""
     app, schema = api
     bridge.configure(POINT_RETRY_BUDGET_SECONDS="0.2")
-    bridge.stack.point.flaky(0.7, (400, 422, 429, 500, 503), seed=17, method="POST")
+    bridge.stack.point.fail_next(10_000, point_status, method="POST")
     app.calls.clear()
-    positive = {GenerationMode.POSITIVE: 30}
+    positive = {GenerationMode.POSITIVE: 12}
     exercise(schema, {"POST /provision": positive, "POST /servicenow": positive,
                       "GET /requests/{source}/{ticket}": positive})
-    report(app, "Syskit Point misbehaving", capsys)
-    statuses = {status for _, status in app.calls}
-    assert {202, 422} <= statuses, statuses
+    report(app, f"Syskit Point answering {point_status}", capsys)
+    assert ("provision", answered) in app.calls and ("servicenow", answered) in app.calls
 
 
 def test_answers_without_settings_are_as_described(api, bridge, capsys):
