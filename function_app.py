@@ -37,6 +37,11 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     return handlers.health(req)
 
 
+@app.route(route="openapi.json", methods=["GET"])
+def openapi(req: func.HttpRequest) -> func.HttpResponse:
+    return handlers.openapi(req)
+
+
 @app.queue_trigger(arg_name="msg", queue_name="%BRIDGE_RETRY_QUEUE%", connection="AzureWebJobsStorage")
 def retry(msg: func.QueueMessage) -> None:
     handlers.retry(msg)

@@ -7,7 +7,9 @@ can never fail on a setting.
 
 from __future__ import annotations
 
+import functools
 import json
+from pathlib import Path
 from typing import Any
 
 import azure.functions as func
@@ -70,6 +72,24 @@ def point_event(req: func.HttpRequest) -> func.HttpResponse:
 
 def health(req: func.HttpRequest) -> func.HttpResponse:
     return _json(200, {"status": "ok"})
+
+
+OPENAPI_FILE = Path(__file__).resolve().parent.parent / "openapi.json"
+
+
+@functools.cache
+def _openapi_document() -> bytes:
+    """Read once per process, on the first call: the file ships with the app (.funcignore keeps it)."""
+    return OPENAPI_FILE.read_bytes()
+
+
+def openapi(req: func.HttpRequest) -> func.HttpResponse:
+    """The OpenAPI description, as shipped: the same bytes for every caller, no setting in it."""
+    try:
+        document = _openapi_document()
+    except OSError:
+        return _internal_error("openapi.json")
+    return func.HttpResponse(document, status_code=200, mimetype="application/json", charset="utf-8")
 
 
 def retry(msg: func.QueueMessage) -> None:

@@ -201,6 +201,7 @@ class Bridge:
             from deskbridge.desks.generic import body_ticket_id
 
             ticket = TicketRef(ticket.source, body_ticket_id(request))
+        self.runtime.point  # noqa: B018 - a missing Syskit Point setting refuses the call before anything is recorded
         return self._submit(ticket, request, approval)
 
     def _approval(self, route: str, payload: Any, headers: Mapping[str, str]) -> Approval | Ignored:

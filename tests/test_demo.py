@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import functions
 
 from deskbridge import cli, demo
 
@@ -87,7 +88,7 @@ def test_missing_azurite_is_said_plainly(tmp_path, monkeypatch, capsys):
 # -- test.http: every sample is answered as its title says ------------------------------
 
 FUNCTION_BY_ROUTE = {"provision": "provision", "jira": "jira", "servicenow": "servicenow",
-                     "point/events": "point_events", "health": "health"}
+                     "point/events": "point_events", "health": "health", "openapi.json": "openapi"}
 
 
 def http_samples():
@@ -117,13 +118,17 @@ def send(bridge, method, route, headers, body):
 
 def test_every_test_http_sample_is_answered_as_described(bridge):
     samples = http_samples()
-    routes = {route.split("/")[0] if route.startswith("requests/") else route for _, _, route, _, _ in samples}
-    assert routes == {"health", "provision", "jira", "servicenow", "point/events", "requests"}
-    expected = [200, 201, 201, 201, 200, 400, 201, 200, 201, 201, 201, 422, 200, 200, 200]
+    routes = {"requests/{source}/{ticket}" if route.startswith("requests/") else route for _, _, route, _, _ in samples}
+    registered = [json.loads(f.get_function_json())["bindings"][0] for f in functions().values()]
+    assert routes == {"provision", "jira", "servicenow", "point/events", "requests/{source}/{ticket}", "health",
+                      "openapi.json"}
+    assert routes == {b["route"] for b in registered if b["type"] == "httpTrigger"}  # a sample for every route
+    expected = [200, 200, 201, 201, 201, 200, 400, 201, 200, 201, 201, 201, 422, 200, 200, 200]
     answers = [send(bridge, *sample[1:]) for sample in samples[: len(expected)]]
     assert [status for status, _ in answers] == expected, list(zip([s[0] for s in samples], answers, strict=False))
-    assert answers[4][1]["duplicate"] is True and answers[7][1]["status"] == "ignored"
-    assert [b["ticket"] for _, b in answers[1:4]] == [
+    assert answers[1][1]["openapi"].startswith("3.1.")
+    assert answers[5][1]["duplicate"] is True and answers[8][1]["status"] == "ignored"
+    assert [b["ticket"] for _, b in answers[2:5]] == [
         {"source": "jira", "id": "MKT-7"}, {"source": "servicenow", "id": "RITM0010460"},
         {"source": "portal", "id": "FAC-1001"}]
     events = samples[len(expected):]
