@@ -203,12 +203,42 @@ def parse(payload: Any, fields: JiraFields) -> Approval | Ignored:
 
 
 class JiraError(Exception):
-    """Jira answered with an error or could not be reached."""
+    """Jira answered with an error or could not be reached (``detail``: Jira's own errorMessages, if any)."""
 
-    def __init__(self, message: str, status: int | None = None, transient: bool = True) -> None:
+    def __init__(self, message: str, status: int | None = None, transient: bool = True, detail: str = "") -> None:
         super().__init__(message)
         self.status = status
         self.transient = transient
+        self.detail = detail
+
+
+def _error_detail(response: requests.Response) -> str:
+    """Jira's errorMessages/errors, shortened; never the request."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if not isinstance(body, Mapping):
+        return ""
+    messages = [str(m) for m in body.get("errorMessages") or [] if m]
+    errors = body.get("errors")
+    if isinstance(errors, Mapping):
+        messages += [f"{k}: {v}" for k, v in errors.items()]
+    return "; ".join(messages)[:300]
+
+
+def _objects(value: Any) -> list[Mapping[str, Any]]:
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
+# Jira permission keys and the names Jira shows for them.
+PERMISSION_NAMES = {
+    "BROWSE_PROJECTS": "Browse projects",
+    "USER_PICKER": "Browse users and groups (global)",
+    "ADD_COMMENTS": "Add comments",
+    "SERVICEDESK_AGENT": "Jira Service Management agent (Service project agent)",
+    "TRANSITION_ISSUES": "Transition issues",
+}
 
 
 class JiraClient:
@@ -245,8 +275,39 @@ class JiraClient:
                 f"Jira answered {response.status_code} to {method} {path.split('?')[0]}",
                 response.status_code,
                 transient,
+                _error_detail(response),
             )
         return response
+
+    # -- what doctor asks ---------------------------------------------------
+    def myself(self) -> dict[str, Any]:
+        """The account the API token belongs to."""
+        user = self._call("GET", "/rest/api/3/myself").json()
+        return user if isinstance(user, dict) else {}
+
+    def my_permissions(self, project_key: str, keys: list[str]) -> dict[str, bool]:
+        """Whether the account holds each permission in the project (global ones regardless of it)."""
+        params = {"projectKey": project_key, "permissions": ",".join(keys)}
+        listed = self._call("GET", "/rest/api/3/mypermissions", params=params).json()
+        granted = listed.get("permissions", {}) if isinstance(listed, Mapping) else {}
+        return {key: bool(isinstance(granted.get(key), Mapping) and granted[key].get("havePermission")) for key in keys}
+
+    def workflow_transitions(self, project_key: str, max_pages: int = 20) -> dict[str, set[str]]:
+        """Transition names of each active classic workflow the project uses (needs Administer Jira)."""
+        found: dict[str, set[str]] = {}
+        start = 0
+        for _ in range(max_pages):
+            params = {"expand": "transitions,projects", "isActive": "true", "startAt": start, "maxResults": 50}
+            page = self._call("GET", "/rest/api/3/workflow/search", params=params).json()
+            values = page.get("values", []) if isinstance(page, Mapping) else []
+            for workflow in (w for w in values if isinstance(w, Mapping)):
+                if project_key.upper() in {str(p.get("key", "")).upper() for p in _objects(workflow.get("projects"))}:
+                    name = str((workflow.get("id") or {}).get("name") or "?")
+                    found[name] = {str(t.get("name", "")) for t in _objects(workflow.get("transitions"))}
+            start += len(values)
+            if not values or page.get("isLast", True):
+                break
+        return found
 
     def email_of(self, account_id: str) -> str | None:
         """The user's e-mail address, when their profile visibility allows it."""

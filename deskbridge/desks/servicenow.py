@@ -83,10 +83,24 @@ def parse(payload: Any, variables: CatalogVariables) -> Approval:
 
 
 class ServiceNowError(Exception):
-    def __init__(self, message: str, status: int | None = None, transient: bool = True) -> None:
+    """ServiceNow answered with an error or could not be reached (``detail``: its error message and detail)."""
+
+    def __init__(self, message: str, status: int | None = None, transient: bool = True, detail: str = "") -> None:
         super().__init__(message)
         self.status = status
         self.transient = transient
+        self.detail = detail
+
+
+def _error_detail(response: requests.Response) -> str:
+    """ServiceNow's {"error": {"message", "detail"}}, shortened."""
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return ""
+    if not isinstance(error, dict):
+        return ""
+    return ": ".join(str(error[k]) for k in ("message", "detail") if error.get(k))[:300]
 
 
 class ServiceNowClient:
@@ -112,6 +126,29 @@ class ServiceNowClient:
         else:
             self._auth = (username, password)
 
+    def first_item(self) -> dict[str, Any] | None:
+        """One requested item the user can read (doctor's probe), or None when none is visible."""
+        path = "/api/now/table/sc_req_item"
+        params = {"sysparm_limit": "1", "sysparm_fields": "sys_id,number"}
+        try:
+            response = self._session.get(
+                self.base_url + path, params=params, headers=self._headers, auth=self._auth, timeout=self._timeout
+            )
+        except requests.RequestException as exc:
+            raise ServiceNowError(f"ServiceNow unreachable: {type(exc).__name__}") from None
+        if response.status_code >= 400:
+            raise ServiceNowError(
+                f"ServiceNow answered {response.status_code} to GET sc_req_item",
+                response.status_code,
+                response.status_code in (408, 429) or response.status_code >= 500,
+                _error_detail(response),
+            )
+        try:
+            result = response.json().get("result")
+        except (ValueError, AttributeError):
+            raise ServiceNowError("ServiceNow answered GET sc_req_item with something other than JSON") from None
+        return result[0] if isinstance(result, list) and result and isinstance(result[0], dict) else None
+
     def update_item(self, sys_id: str, fields: dict[str, str]) -> None:
         path = f"/api/now/table/sc_req_item/{sys_id}"
         try:
@@ -123,5 +160,8 @@ class ServiceNowClient:
         if response.status_code >= 400:
             transient = response.status_code in (408, 429) or response.status_code >= 500
             raise ServiceNowError(
-                f"ServiceNow answered {response.status_code} to PATCH sc_req_item", response.status_code, transient
+                f"ServiceNow answered {response.status_code} to PATCH sc_req_item",
+                response.status_code,
+                transient,
+                _error_detail(response),
             )
