@@ -165,8 +165,9 @@ def parse(body: bytes) -> Any:
             parse_float=_finite,
         )
     except json.JSONDecodeError as exc:
+        what = exc.msg.removesuffix(" at")  # "Invalid control character at", "Unterminated string starting at"
         raise InvalidRequest(
-            [FieldError("body", f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]
+            [FieldError("body", f"is not valid JSON: {what} at line {exc.lineno} column {exc.colno}")]
         ) from None
     except RecursionError:
         raise InvalidRequest([FieldError("body", "is nested too deeply")]) from None

@@ -34,6 +34,15 @@ class CatalogVariables:
 _SYS_ID = re.compile(r"[0-9a-f]{32}")
 
 
+def _sys_ids_instead_of_addresses(role: str, value: Any) -> list[FieldError]:
+    """A List Collector's raw value (comma-separated sys_user sys_ids) where e-mail addresses belong."""
+    entries = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else []
+    if any(isinstance(e, str) and _SYS_ID.fullmatch(e.strip()) for e in entries):
+        return [FieldError(role, "holds sys_user sys_ids (a List Collector's value), not e-mail addresses: look the "
+                                 "users up first, as docs/servicenow-flow-build-request.js does")]
+    return []
+
+
 def parse(payload: Any, variables: CatalogVariables) -> Approval:
     if not isinstance(payload, dict):
         raise InvalidRequest([FieldError("body", "must be a JSON object")])
@@ -60,6 +69,8 @@ def parse(payload: Any, variables: CatalogVariables) -> Approval:
         raise InvalidRequest(
             [FieldError("owners", f"these users have no e-mail address in ServiceNow: {shown}")], http_status=422
         )
+    for role in ("owners", "members"):
+        errors += _sys_ids_instead_of_addresses(role, payload.get(role))
     if errors:
         raise InvalidRequest(errors)
 
