@@ -1,10 +1,11 @@
 """doctor's checks of the desks the bridge is configured for (registered with :func:`deskbridge.doctor.check`).
 
 Jira: the API token works (``/rest/api/3/myself``); the account holds the permissions the settings need
-in JIRA_PROJECT_KEY (``/rest/api/3/mypermissions``); the transitions JIRA_TRANSITION_* name exist in the
-project's workflows (``/rest/api/3/workflow/search``, which needs Administer Jira: without it doctor says
-what to check by hand). ServiceNow: the credentials work and ``sc_req_item`` is readable (a read with
-``sysparm_limit=1``); writing cannot be checked without writing, so doctor names what to grant.
+in JIRA_PROJECT_KEY (``/rest/api/3/mypermissions``); the transitions JIRA_TRANSITION_COMPLETED and
+JIRA_TRANSITION_FAILED name exist in the project's workflows (``/rest/api/3/workflow/search``, which
+needs Administer Jira: without it doctor says what to check by hand). ServiceNow: the credentials work
+and ``sc_req_item`` is readable (a read with ``sysparm_limit=1``); writing cannot be checked without
+writing, so doctor names what to grant.
 
 Each check only reads.
 """
@@ -126,7 +127,8 @@ def check_jira_transitions(ctx: Context) -> Result:
     s = ctx.settings
     wanted = _configured_transitions(s)
     if not s.jira_configured or not wanted:
-        return Result.skip("no JIRA_TRANSITION_* is set: outcomes are written as notes only")
+        return Result.skip("neither JIRA_TRANSITION_COMPLETED nor JIRA_TRANSITION_FAILED is set: outcomes are "
+                           "written as notes only")
     project = s.jira_project_key
     named = ", ".join(f"{setting}={name!r}" for setting, name in wanted.items())
     by_hand = f"check by hand that the project's workflow has transitions {named}, out of the status after approval"
