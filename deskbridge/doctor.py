@@ -31,7 +31,7 @@ from deskbridge.cli import command, emit
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 
 # Modules that add checks with @check when imported (absent ones are left out).
-EXTENSIONS: list[str] = ["deskbridge.expiry"]
+EXTENSIONS: list[str] = ["deskbridge.expiry", "deskbridge.desk_doctor"]
 
 
 @dataclass(frozen=True)

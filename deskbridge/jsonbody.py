@@ -1,5 +1,11 @@
 """Strict JSON for request bodies: UTF-8, no duplicate keys, bounded nesting.
 
+One leniency: Unicode whitespace (U+00A0 no-break space and the rest of
+:data:`UNICODE_SPACES`) between tokens is read as a plain space, since
+bodies copied from web pages carry it (Syskit's published Jira rule holds
+two). Inside strings nothing is changed, and inside a token it is still an
+error.
+
 Whatever :func:`parse` returns can be written out again as UTF-8 JSON (to
 Azure Table, to Syskit Point, into an answer): it holds no lone surrogate
 (``"\\ud800"``), no infinite number (``1e400``) and no number longer than
@@ -21,6 +27,11 @@ MAX_DEPTH = 32
 MAX_NUMBER_DIGITS = 400
 JSON_MEDIA_TYPES = ("application/json", "application/json-patch+json", "text/json")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# Unicode White_Space characters that JSON does not allow between tokens (it allows space, tab, CR and LF).
+UNICODE_SPACES = "\x0b\x0c\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_UNICODE_SPACE = re.compile(f"[{UNICODE_SPACES}]")
+# A JSON string, or one Unicode space outside strings (strings are matched whole, so never split).
+_STRING_OR_SPACE = re.compile(rf'"(?:[^"\\]|\\.)*"|[{UNICODE_SPACES}]')
 _SURROGATE_PROBLEM = "holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape), which is not Unicode text"
 
 
@@ -100,6 +111,13 @@ def _surrogate_at(value: Any, path: str) -> str | None:
     return None
 
 
+def plain_spaces(text: str) -> str:
+    """Unicode spaces between tokens as ASCII spaces; strings as they are (same length, same positions)."""
+    if _UNICODE_SPACE.search(text) is None:
+        return text
+    return _STRING_OR_SPACE.sub(lambda m: m.group() if m.group().startswith('"') else " ", text)
+
+
 def _depth(text: str) -> int:
     """Deepest nesting of [ and { outside strings, without building anything."""
     depth = deepest = 0
@@ -132,6 +150,7 @@ def parse(body: bytes) -> Any:
         raise InvalidRequest([FieldError("body", f"is not valid UTF-8 (byte {exc.start})")]) from None
     if text.startswith("\ufeff"):
         text = text[1:]
+    text = plain_spaces(text)
     if text.count("[") + text.count("{") > MAX_DEPTH and _depth(text) > MAX_DEPTH:
         raise InvalidRequest([FieldError("body", f"is nested more than {MAX_DEPTH} levels deep")])
     # Only a \uD8xx-\uDFxx escape can produce a lone surrogate (the UTF-8 decode above refuses
@@ -146,8 +165,9 @@ def parse(body: bytes) -> Any:
             parse_float=_finite,
         )
     except json.JSONDecodeError as exc:
+        what = exc.msg.removesuffix(" at")  # "Invalid control character at", "Unterminated string starting at"
         raise InvalidRequest(
-            [FieldError("body", f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]
+            [FieldError("body", f"is not valid JSON: {what} at line {exc.lineno} column {exc.colno}")]
         ) from None
     except RecursionError:
         raise InvalidRequest([FieldError("body", "is nested too deeply")]) from None

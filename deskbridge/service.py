@@ -220,6 +220,7 @@ class Bridge:
                     workspace_type=s.raw("JIRA_FIELD_WORKSPACE_TYPE"),
                     privacy=s.raw("JIRA_FIELD_PRIVACY"),
                     template=s.raw("JIRA_FIELD_TEMPLATE"),
+                    post_function_match=s.jira_post_function_match,
                 ),
             )
         if route == "servicenow":

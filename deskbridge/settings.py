@@ -110,6 +110,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
     _spec("PROVISION_REQUIRE_SIGNATURE", "", "true or false; default: true when a signing secret is configured"),
     # Jira
     _spec("JIRA_APPROVED_STATUS", "Approved", "status name that means approved"),
+    _spec(
+        "JIRA_POST_FUNCTION_MATCH",
+        "to_status",
+        "what a workflow post function's transition must name to approve: to_status (JIRA_APPROVED_STATUS) or "
+        "transition_name (the transition, named in JIRA_APPROVED_STATUS)",
+    ),
     _spec("JIRA_FIELD_DISPLAY_NAME", "summary", "field holding the workspace name"),
     _spec("JIRA_FIELD_DESCRIPTION", "summary", "field holding the workspace description"),
     _spec("JIRA_FIELD_OWNERS", "", "user-picker field of owners; empty: the reporter"),
@@ -131,6 +137,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
     ),
     _spec("JIRA_TRANSITION_COMPLETED", "", "transition to apply when provisioning completes (by name)"),
     _spec("JIRA_TRANSITION_FAILED", "", "transition to apply when provisioning fails (by name)"),
+    _spec(
+        "JIRA_PROJECT_KEY",
+        "",
+        "project key doctor checks the bridge account's permissions and workflow transitions in, e.g. HR; empty: "
+        "doctor checks only the token",
+    ),
     # ServiceNow
     _spec("SERVICENOW_URL", "", "instance, e.g. https://contoso.service-now.com; enables write-back"),
     _spec("SERVICENOW_USERNAME", "", "integration user for write-back (basic auth)"),
@@ -403,6 +415,22 @@ class Settings:
     def jira_approved_status(self) -> str:
         return self.raw("JIRA_APPROVED_STATUS")
 
+    @cached_property
+    def jira_post_function_match(self) -> str:
+        value = self.raw("JIRA_POST_FUNCTION_MATCH").lower()
+        if value not in ("to_status", "transition_name"):
+            raise ConfigurationError("JIRA_POST_FUNCTION_MATCH", "must be to_status or transition_name")
+        return value
+
+    @cached_property
+    def jira_project_key(self) -> str:
+        import re
+
+        value = self.raw("JIRA_PROJECT_KEY").upper()
+        if value and not re.fullmatch(r"[A-Z][A-Z0-9_]{0,254}", value):
+            raise ConfigurationError("JIRA_PROJECT_KEY", "must be a Jira project key such as HR")
+        return value
+
     @property
     def jira_configured(self) -> bool:
         return bool(self.raw("JIRA_URL") and self.raw("JIRA_EMAIL") and self.raw("JIRA_API_TOKEN_SECRET_NAME"))
@@ -466,6 +494,8 @@ def check_all(settings: Settings) -> list[ConfigurationError]:
         lambda: settings.signature_required("servicenow"),
         lambda: settings.signature_required("provision"),
         lambda: settings.jira_internal_note,
+        lambda: settings.jira_post_function_match,
+        lambda: settings.jira_project_key,
     )
     for check in checks:
         try:

@@ -25,21 +25,75 @@ class JiraUser:
     email: str = ""  # empty: hidden by the user's profile visibility
 
 
+# The permissions /rest/api/3/mypermissions knows, as Jira Cloud names them (a subset).
+JIRA_PERMISSIONS = {
+    "BROWSE_PROJECTS": ("10", "Browse Projects", "PROJECT", "Ability to browse projects and the issues within them."),
+    "ADD_COMMENTS": ("15", "Add Comments", "PROJECT", "Ability to comment on issues."),
+    "TRANSITION_ISSUES": ("46", "Transition Issues", "PROJECT", "Ability to transition issues."),
+    "SERVICEDESK_AGENT": ("10600", "Service Desk Agent", "PROJECT", "Ability to act as an agent."),
+    "USER_PICKER": ("27", "Browse users and groups", "GLOBAL", "Ability to select a user or group."),
+    "ADMINISTER": ("0", "Administer Jira", "GLOBAL", "Ability to perform most administration functions."),
+}
+
+
 class JiraStandIn(StandIn):
+    """Jira Cloud's REST API as far as the bridge and doctor use it, with Jira's status codes and bodies."""
+
     name = "jira"
 
     def __init__(self, email: str, api_token: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.email = email
         self.api_token = api_token
+        self.account_id = "5b10ac8d82e05b22cc7d4ef5"
         self.users: dict[str, JiraUser] = {}
-        self.transitions = [
+        self.comments: list[tuple[str, dict[str, Any], str]] = []  # (issue key, body, kind)
+        self.applied: list[tuple[str, str]] = []  # (issue key, transition id)
+        self.reset_access()
+
+    def reset_access(self) -> None:
+        """The bridge account's projects, permissions and workflow: an agent in HR, not an administrator."""
+        self.transitions = [  # out of the status an approved request is in
             {"id": "31", "name": "Done"},
             {"id": "41", "name": "Provisioning failed"},
             {"id": "51", "name": "Reopen"},
         ]
-        self.comments: list[tuple[str, dict[str, Any], str]] = []  # (issue key, body, kind)
-        self.applied: list[tuple[str, str]] = []  # (issue key, transition id)
+        self.projects = {"HR": "10000"}
+        self.granted = {"BROWSE_PROJECTS", "ADD_COMMENTS", "TRANSITION_ISSUES", "SERVICEDESK_AGENT", "USER_PICKER"}
+        self.service_management = True  # a Jira Service Management site: SERVICEDESK_AGENT is a known key
+        self.workflow_name = "HR: Service Request Fulfilment workflow for Jira Service Management"
+
+    def _permissions(self, call: Call) -> Reply:
+        keys = [k for k in (call.query.get("permissions") or [""])[0].split(",") if k]
+        known = {k: v for k, v in JIRA_PERMISSIONS.items() if self.service_management or k != "SERVICEDESK_AGENT"}
+        if not keys or any(k not in known for k in keys):
+            return Reply(400, {"errorMessages": ["Invalid permission key."], "errors": {}})
+        project = (call.query.get("projectKey") or [""])[0]
+        if project and (project.upper() not in self.projects or "BROWSE_PROJECTS" not in self.granted):
+            return Reply(404, {"errorMessages": [f"No project could be found with key '{project}'."], "errors": {}})
+        shown = {}
+        for key in keys:
+            ident, name, kind, description = known[key]
+            shown[key] = {"id": ident, "key": key, "name": name, "type": kind, "description": description,
+                          "havePermission": key in self.granted}
+        return Reply(200, {"permissions": shown})
+
+    def _workflows(self, call: Call) -> Reply:
+        if "ADMINISTER" not in self.granted:
+            return Reply(403, {"errorMessages": ["Only Jira administrators can access workflows."], "errors": {}})
+        transitions = [{"id": "11", "name": "Approve", "description": "", "from": ["10001"], "to": "10002",
+                        "type": "directed"}]
+        transitions += [{"id": t["id"], "name": t["name"], "description": "", "from": ["10002"], "to": "10003",
+                         "type": "directed"} for t in self.transitions]
+        workflow = {
+            "id": {"name": self.workflow_name, "entityId": "0b7e9d2c-1f3a-4c5e-9a8b-7d6c5e4f3a2b"},
+            "description": "", "transitions": transitions,
+            "projects": [{"self": f"{self.url}/rest/api/3/project/{pid}", "id": pid, "key": key,
+                          "name": key, "projectTypeKey": "service_desk"} for key, pid in self.projects.items()],
+        }
+        start = int((call.query.get("startAt") or ["0"])[0])
+        values = [workflow][start:]
+        return Reply(200, {"maxResults": 50, "startAt": start, "total": 1, "isLast": True, "values": values})
 
     def add_user(self, account_id: str, display_name: str, email: str = "") -> JiraUser:
         user = JiraUser(account_id, display_name, email)
@@ -50,6 +104,14 @@ class JiraStandIn(StandIn):
         if _basic(call) != (self.email, self.api_token):
             return Reply(401, {"errorMessages": ["Client must be authenticated to access this resource."]})
         parts = call.path.strip("/").split("/")
+        if call.method == "GET" and call.path == "/rest/api/3/myself":
+            return Reply(200, {"self": f"{self.url}/rest/api/3/user?accountId={self.account_id}",
+                               "accountId": self.account_id, "accountType": "atlassian", "emailAddress": self.email,
+                               "displayName": "Point Desk Bridge", "active": True, "timeZone": "Europe/Zagreb"})
+        if call.method == "GET" and call.path == "/rest/api/3/mypermissions":
+            return self._permissions(call)
+        if call.method == "GET" and call.path == "/rest/api/3/workflow/search":
+            return self._workflows(call)
         if call.method == "GET" and call.path == "/rest/api/3/user":
             user = self.users.get((call.query.get("accountId") or [""])[0])
             if user is None:
@@ -82,15 +144,37 @@ class ServiceNowStandIn(StandIn):
         super().__init__(**kwargs)
         self.username, self.password, self.token = username, password, token
         self.patches: list[tuple[str, dict[str, Any]]] = []
+        self.reset_access()
+
+    def reset_access(self) -> None:
+        """The integration user's access: read and write sc_req_item; one item exists."""
+        self.can_read = True  # False: an ACL denies the table (403)
+        self.can_write = True
+        self.rows_hidden = False  # True: the read passes but row ACLs filter every record out
+        self.items = [{"sys_id": "8f1c2b7e4f3a1210a1b2c3d4e5f60718", "number": "RITM0010452"}]
 
     def handle(self, call: Call) -> Reply:
         authorised = (self.token and bearer(call) == self.token) or (
             self.username and _basic(call) == (self.username, self.password)
         )
         if not authorised:
-            return Reply(401, {"error": {"message": "User Not Authenticated"}})
+            return Reply(401, {"error": {"message": "User Not Authenticated", "detail": "Required to provide Auth "
+                                         "information"}, "status": "failure"})
         parts = call.path.strip("/").split("/")
-        if call.method == "PATCH" and parts[:4] == ["api", "now", "table", "sc_req_item"] and len(parts) == 5:
+        table = parts[:4] == ["api", "now", "table", "sc_req_item"]
+        if call.method == "GET" and table and len(parts) == 4:
+            if not self.can_read:
+                return Reply(403, {"error": {"message": "User Not Authorized",
+                                             "detail": "Failed API level ACL Validation"}, "status": "failure"})
+            limit = int((call.query.get("sysparm_limit") or ["10000"])[0])
+            fields = [f for f in (call.query.get("sysparm_fields") or [""])[0].split(",") if f]
+            rows = [] if self.rows_hidden else self.items[:limit]
+            return Reply(200, {"result": [{k: v for k, v in row.items() if not fields or k in fields} for row in rows]})
+        if call.method == "PATCH" and table and len(parts) == 5:
+            if not self.can_write:
+                return Reply(403, {"error": {"message": "Operation Failed",
+                                             "detail": "ACL Exception Update Failed due to security constraints"},
+                                   "status": "failure"})
             fields = json.loads(call.body)
             self.patches.append((parts[4], fields))
             return Reply(200, {"result": {"sys_id": parts[4], **fields}})

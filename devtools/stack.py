@@ -88,6 +88,8 @@ class LocalStack:
         self.jira.comments.clear()
         self.jira.applied.clear()
         self.jira.users.clear()
+        self.jira.reset_access()
+        self.servicenow.reset_access()
         self.servicenow.patches.clear()
         self.callbacks.received.clear()
         app = self.entra.apps[BRIDGE_APP_ID]
@@ -140,6 +142,7 @@ class LocalStack:
             "JIRA_URL": self.jira.url,
             "JIRA_EMAIL": self.jira.email,
             "JIRA_API_TOKEN_SECRET_NAME": "jira-api-token",
+            "JIRA_PROJECT_KEY": "HR",
             "SERVICENOW_URL": self.servicenow.url,
             "SERVICENOW_USERNAME": self.servicenow.username,
             "SERVICENOW_PASSWORD_SECRET_NAME": "servicenow-password",

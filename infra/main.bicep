@@ -200,6 +200,9 @@ param provisionRequireSignature string = ''
 @description('JIRA_APPROVED_STATUS: status name that means approved (empty: Approved)')
 param jiraApprovedStatus string = ''
 
+@description('JIRA_POST_FUNCTION_MATCH: to_status or transition_name: what a workflow post function must name to approve (empty: to_status)')
+param jiraPostFunctionMatch string = ''
+
 @description('JIRA_FIELD_DISPLAY_NAME: field holding the workspace name (empty: summary)')
 param jiraFieldDisplayName string = ''
 
@@ -238,6 +241,9 @@ param jiraTransitionCompleted string = ''
 
 @description('JIRA_TRANSITION_FAILED: transition to apply when provisioning fails (by name)')
 param jiraTransitionFailed string = ''
+
+@description('JIRA_PROJECT_KEY: project key doctor checks permissions and workflow transitions in (empty: token only)')
+param jiraProjectKey string = ''
 
 @description('SERVICENOW_URL: instance, e.g. https://contoso.service-now.com; enables write-back')
 param servicenowUrl string = ''
@@ -435,6 +441,7 @@ var bridgeSettings = union(secretNameSettings, {
   BRIDGE_MAX_MEMBERS: bridgeMaxMembers
   PROVISION_REQUIRE_SIGNATURE: provisionRequireSignature
   JIRA_APPROVED_STATUS: jiraApprovedStatus
+  JIRA_POST_FUNCTION_MATCH: jiraPostFunctionMatch
   JIRA_FIELD_DISPLAY_NAME: jiraFieldDisplayName
   JIRA_FIELD_DESCRIPTION: jiraFieldDescription
   JIRA_FIELD_OWNERS: jiraFieldOwners
@@ -448,6 +455,7 @@ var bridgeSettings = union(secretNameSettings, {
   JIRA_INTERNAL_NOTE: jiraInternalNote
   JIRA_TRANSITION_COMPLETED: jiraTransitionCompleted
   JIRA_TRANSITION_FAILED: jiraTransitionFailed
+  JIRA_PROJECT_KEY: jiraProjectKey
   SERVICENOW_URL: servicenowUrl
   SERVICENOW_USERNAME: servicenowUsername
   SERVICENOW_REQUIRE_SIGNATURE: servicenowRequireSignature

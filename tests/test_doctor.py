@@ -165,3 +165,110 @@ def test_every_command_has_help(capsys):
             cli.main([name, "--help"])
         assert exited.value.code == 0
         assert "--json" in capsys.readouterr().out
+
+
+# == the desks ======================================================================
+
+
+def desk_outcomes(bridge):
+    outcomes = doctor.run_checks(bridge.runtime)
+    return {o.name: o for o in outcomes if o.name.startswith(("jira", "servicenow"))}
+
+
+def test_desks_pass_when_token_permissions_and_access_are_right(bridge):
+    bridge.configure(JIRA_TRANSITION_COMPLETED="Done", JIRA_TRANSITION_FAILED="Provisioning failed")
+    bridge.stack.jira.granted.add("ADMINISTER")  # so the workflow can be read
+    desks = desk_outcomes(bridge)
+    assert {name: o.state for name, o in desks.items()} == {
+        "jira": "ok", "jira permissions": "ok", "jira transitions": "ok", "servicenow": "ok"}
+    assert "acting as Point Desk Bridge" in desks["jira"].message
+    assert "Transition issues" in desks["jira permissions"].message
+    assert "RITM0010452" in desks["servicenow"].message and "sn_request_write" in desks["servicenow"].message
+    [query] = bridge.stack.jira.calls_to("GET", "/rest/api/3/mypermissions")
+    assert query.query["projectKey"] == ["HR"]
+    assert set(query.query["permissions"][0].split(",")) == {
+        "BROWSE_PROJECTS", "USER_PICKER", "ADD_COMMENTS", "SERVICEDESK_AGENT", "TRANSITION_ISSUES"}
+    [read] = bridge.stack.servicenow.calls_to("GET", "/api/now/table/sc_req_item")
+    assert read.query["sysparm_limit"] == ["1"]
+    assert bridge.stack.servicenow.calls_to("PATCH") == [] and bridge.stack.jira.calls_to("POST") == []
+
+
+def test_a_wrong_jira_token_is_named_and_what_needs_it_is_skipped(bridge, run_cli):
+    bridge.stack.vault.set_secret("jira-api-token", "not-the-token")
+    code, out, _ = run_cli("doctor")
+    assert code == 1
+    [line] = [line for line in out.splitlines() if line.startswith("FAIL") and " jira " in line]
+    assert "Jira refused the API token (401) for bridge@contoso.com" in line
+    assert "JIRA_API_TOKEN_SECRET_NAME" in out.splitlines()[out.splitlines().index(line) + 1]
+    assert "not-the-token" not in out and bridge.stack.jira_token not in out
+    desks = desk_outcomes(bridge)
+    assert desks["jira permissions"].state == "skip" and "jira failed" in desks["jira permissions"].message
+
+
+def test_a_missing_jira_permission_is_named(bridge):
+    bridge.stack.jira.granted -= {"USER_PICKER", "SERVICEDESK_AGENT"}
+    permissions = desk_outcomes(bridge)["jira permissions"]
+    assert permissions.state == "fail"
+    assert "Browse users and groups (global) (USER_PICKER)" in permissions.message
+    assert "Service project agent) (SERVICEDESK_AGENT), needed for internal notes" in permissions.message
+    assert "Global permissions" in permissions.hint and "Service Desk Team" in permissions.hint
+    bridge.configure(JIRA_INTERNAL_NOTE="false")  # plain comments: no agent seat needed
+    permissions = desk_outcomes(bridge)["jira permissions"]
+    assert "SERVICEDESK_AGENT" not in permissions.message and "USER_PICKER" in permissions.message
+
+
+def test_jira_project_problems(bridge):
+    bridge.configure(JIRA_PROJECT_KEY="NOPE")
+    permissions = desk_outcomes(bridge)["jira permissions"]
+    assert permissions.state == "fail" and "no project NOPE" in permissions.message
+    bridge.configure(JIRA_PROJECT_KEY=None)
+    permissions = desk_outcomes(bridge)["jira permissions"]
+    assert permissions.state == "warn" and "check by hand" in permissions.message
+    assert "Browse users and groups (global) for looking up e-mail addresses" in permissions.message
+    bridge.configure(JIRA_PROJECT_KEY="HR")
+    bridge.stack.jira.service_management = False  # plain Jira Software: no agent permission exists
+    permissions = desk_outcomes(bridge)["jira permissions"]
+    assert permissions.state == "fail" and "SERVICEDESK_AGENT" in permissions.message
+    assert "JIRA_INTERNAL_NOTE=false" in permissions.hint
+
+
+def test_a_missing_jira_transition_is_named(bridge):
+    bridge.configure(JIRA_TRANSITION_COMPLETED="Done", JIRA_TRANSITION_FAILED="Provisioning failed")
+    bridge.stack.jira.granted.add("ADMINISTER")
+    bridge.stack.jira.transitions = [t for t in bridge.stack.jira.transitions if t["name"] != "Provisioning failed"]
+    transitions = desk_outcomes(bridge)["jira transitions"]
+    assert transitions.state == "fail"
+    assert "JIRA_TRANSITION_FAILED: no transition named 'Provisioning failed' in HR's workflows" in transitions.message
+    assert "JIRA_TRANSITION_COMPLETED" not in transitions.message and "Done" in transitions.hint
+    [search] = bridge.stack.jira.calls_to("GET", "/rest/api/3/workflow/search")
+    assert search.query["expand"] == ["transitions,projects"]
+
+
+def test_jira_transitions_without_administer_are_left_to_check_by_hand(bridge):
+    bridge.configure(JIRA_TRANSITION_COMPLETED="Done")
+    transitions = desk_outcomes(bridge)["jira transitions"]
+    assert transitions.state == "warn" and "Only Jira administrators can access workflows" in transitions.message
+    assert "JIRA_TRANSITION_COMPLETED='Done'" in transitions.message
+
+
+def test_servicenow_wrong_password_and_acl_failures_are_named(bridge):
+    bridge.stack.vault.set_secret("servicenow-password", "wrong-password")
+    servicenow = desk_outcomes(bridge)["servicenow"]
+    assert servicenow.state == "fail" and "refused the credentials of bridge.integration (401" in servicenow.message
+    assert "SERVICENOW_PASSWORD_SECRET_NAME" in servicenow.hint
+    bridge.stack.reset()
+    bridge.configure()
+    bridge.stack.servicenow.can_read = False
+    servicenow = desk_outcomes(bridge)["servicenow"]
+    assert servicenow.state == "fail" and "an ACL denied reading sc_req_item (403" in servicenow.message
+    assert "Failed API level ACL Validation" in servicenow.message and "sn_request_write" in servicenow.hint
+    bridge.stack.servicenow.can_read, bridge.stack.servicenow.rows_hidden = True, True
+    servicenow = desk_outcomes(bridge)["servicenow"]
+    assert servicenow.state == "warn" and "sees no record" in servicenow.message
+
+
+def test_desks_not_configured_are_skipped(bridge):
+    bridge.configure(JIRA_URL=None, SERVICENOW_URL=None)
+    desks = desk_outcomes(bridge)
+    assert {o.state for o in desks.values()} == {"skip"}
+    assert bridge.stack.jira.calls == [] and bridge.stack.servicenow.calls == []

@@ -34,6 +34,15 @@ class CatalogVariables:
 _SYS_ID = re.compile(r"[0-9a-f]{32}")
 
 
+def _sys_ids_instead_of_addresses(role: str, value: Any) -> list[FieldError]:
+    """A List Collector's raw value (comma-separated sys_user sys_ids) where e-mail addresses belong."""
+    entries = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else []
+    if any(isinstance(e, str) and _SYS_ID.fullmatch(e.strip()) for e in entries):
+        return [FieldError(role, "holds sys_user sys_ids (a List Collector's value), not e-mail addresses: look the "
+                                 "users up first, as docs/servicenow-flow-build-request.js does")]
+    return []
+
+
 def parse(payload: Any, variables: CatalogVariables) -> Approval:
     if not isinstance(payload, dict):
         raise InvalidRequest([FieldError("body", "must be a JSON object")])
@@ -60,6 +69,8 @@ def parse(payload: Any, variables: CatalogVariables) -> Approval:
         raise InvalidRequest(
             [FieldError("owners", f"these users have no e-mail address in ServiceNow: {shown}")], http_status=422
         )
+    for role in ("owners", "members"):
+        errors += _sys_ids_instead_of_addresses(role, payload.get(role))
     if errors:
         raise InvalidRequest(errors)
 
@@ -83,10 +94,24 @@ def parse(payload: Any, variables: CatalogVariables) -> Approval:
 
 
 class ServiceNowError(Exception):
-    def __init__(self, message: str, status: int | None = None, transient: bool = True) -> None:
+    """ServiceNow answered with an error or could not be reached (``detail``: its error message and detail)."""
+
+    def __init__(self, message: str, status: int | None = None, transient: bool = True, detail: str = "") -> None:
         super().__init__(message)
         self.status = status
         self.transient = transient
+        self.detail = detail
+
+
+def _error_detail(response: requests.Response) -> str:
+    """ServiceNow's {"error": {"message", "detail"}}, shortened."""
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return ""
+    if not isinstance(error, dict):
+        return ""
+    return ": ".join(str(error[k]) for k in ("message", "detail") if error.get(k))[:300]
 
 
 class ServiceNowClient:
@@ -112,6 +137,29 @@ class ServiceNowClient:
         else:
             self._auth = (username, password)
 
+    def first_item(self) -> dict[str, Any] | None:
+        """One requested item the user can read (doctor's probe), or None when none is visible."""
+        path = "/api/now/table/sc_req_item"
+        params = {"sysparm_limit": "1", "sysparm_fields": "sys_id,number"}
+        try:
+            response = self._session.get(
+                self.base_url + path, params=params, headers=self._headers, auth=self._auth, timeout=self._timeout
+            )
+        except requests.RequestException as exc:
+            raise ServiceNowError(f"ServiceNow unreachable: {type(exc).__name__}") from None
+        if response.status_code >= 400:
+            raise ServiceNowError(
+                f"ServiceNow answered {response.status_code} to GET sc_req_item",
+                response.status_code,
+                response.status_code in (408, 429) or response.status_code >= 500,
+                _error_detail(response),
+            )
+        try:
+            result = response.json().get("result")
+        except (ValueError, AttributeError):
+            raise ServiceNowError("ServiceNow answered GET sc_req_item with something other than JSON") from None
+        return result[0] if isinstance(result, list) and result and isinstance(result[0], dict) else None
+
     def update_item(self, sys_id: str, fields: dict[str, str]) -> None:
         path = f"/api/now/table/sc_req_item/{sys_id}"
         try:
@@ -123,5 +171,8 @@ class ServiceNowClient:
         if response.status_code >= 400:
             transient = response.status_code in (408, 429) or response.status_code >= 500
             raise ServiceNowError(
-                f"ServiceNow answered {response.status_code} to PATCH sc_req_item", response.status_code, transient
+                f"ServiceNow answered {response.status_code} to PATCH sc_req_item",
+                response.status_code,
+                transient,
+                _error_detail(response),
             )
