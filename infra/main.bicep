@@ -95,7 +95,7 @@ param storageSkuName string = 'Standard_LRS'
 @maxValue(730)
 param logRetentionInDays int = 30
 
-@description('E-mail address that gets the alert on failed, poisoned or uncertain requests; empty: no e-mail')
+@description('E-mail address that gets the alerts (failed, poisoned or uncertain requests; authorization, setting, secret and unhandled errors); empty: no e-mail')
 param alertEmail string = ''
 
 @description('true: the bridge gets its Syskit Point token with the integration app\'s client secret from Key Vault. false: with the managed identity as a federated credential of the integration app (POINT_AUTH_MODE=federated); add the credential from the outputs first')
@@ -585,6 +585,7 @@ module observability 'app/observability.bicep' = {
     queueServiceId: storage.outputs.queueServiceId
     actionGroupName: '${abbrs.insightsActionGroups}${resourceToken}'
     alertRuleName: '${abbrs.insightsScheduledQueryRules}attention-${resourceToken}'
+    problemsAlertRuleName: '${abbrs.insightsScheduledQueryRules}problems-${resourceToken}'
     alertEmail: alertEmail
   }
 }

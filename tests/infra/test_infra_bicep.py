@@ -370,9 +370,18 @@ def test_workbook_alert_and_action_group():
     receivers = resource(doc, "actionGroup")["properties"]["emailReceivers"]["operator"]["operands"]["false_value"]
     assert receivers[0]["emailAddress"] == "alertEmail"
     assert bicep["main"]["modules"]["observability"]["config"]["params"]["alertEmail"] == "alertEmail"
-    query = _variable(doc, "attentionQuery")
-    for word in ("poisoned", "failed", "uncertain", "d.ticket", "parse_json(extract("):
+    query = _variable(doc, "requestsQuery")
+    for word in ("poisoned", "failed", "uncertain", "d.ticket", "parse_json(extract(", "by source, ticket"):
         assert word in query
+    problems = _variable(doc, "problemsQuery")
+    assert 'event in ("authorization", "config", "secret", "error")' in problems
+    rules = {name: resource(doc, name)["properties"] for name in ("attentionAlert", "problemsAlert")}
+    assert [r["criteria"]["allOf"][0]["query"] for r in rules.values()] == ["requestsQuery", "problemsQuery"]
+    assert (rules["attentionAlert"]["severity"], rules["problemsAlert"]["severity"]) == (2, 1)
+    for rule in rules.values():
+        assert rule["actions"]["actionGroups"] == [
+            {"operator": {"type": "property_accessor", "operands": {"operand_1": "actionGroup", "operand_2": "id"}}}
+        ]
 
 
 def test_workbook_queries_the_agreed_custom_dimensions():
