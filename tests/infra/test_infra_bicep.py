@@ -432,3 +432,13 @@ def test_azure_yaml_deploys_the_function_app():
     config = yaml.safe_load((ROOT / "azure.yaml").read_text(encoding="utf-8"))
     assert config["services"]["api"] == {"project": ".", "language": "python", "host": "function"}
     assert config["infra"]["path"] == "infra"
+
+
+def test_the_readme_gives_secret_values_to_azd_as_key_vault_references():
+    """`azd env set` keeps a value in plain text in .azure/<env>/.env; `azd env set-secret` keeps a reference."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    values = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    variables = {values[name]["value"].strip("${}") for name in SECRET_VALUE_PARAMS}
+    assert "azd env set-secret POINT_CLIENT_SECRET" in readme
+    for variable in variables:
+        assert not re.search(rf"azd env set {variable} +(?!'')['\"<]", readme), f"{variable} in plain text"
