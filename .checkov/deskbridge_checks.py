@@ -2,7 +2,11 @@
 
 Loaded with ``checkov --framework bicep --external-checks-dir .checkov``.
 The built-in checks do not hold us to the two promises the template makes:
-no storage account keys, and Key Vault access by Azure RBAC only.
+no storage account keys, and Key Vault access by Azure RBAC only. Nor can
+they read Key Vault purge protection once it is a parameter: off has to be
+null (Key Vault refuses false), so the template writes `purgeProtection ?
+true : null`, which checkov leaves as an expression with the parameter's
+default filled in.
 """
 
 from __future__ import annotations
@@ -56,5 +60,36 @@ class KeyVaultRbacAuthorization(BaseResourceCheck):
         return CheckResult.PASSED
 
 
+def _on_by_default(value: Any) -> bool:
+    """True, or `condition ? true : ...` whose condition checkov rendered as true (a parameter's default)."""
+    if value is True:
+        return True
+    operator = value.get("operator") if isinstance(value, dict) else None
+    if not isinstance(operator, dict) or operator.get("type") != "conditional":
+        return False
+    operands = operator.get("operands") or {}
+    return operands.get("condition") is True and operands.get("true_value") is True
+
+
+class KeyVaultRecoverableByDefault(BaseResourceCheck):
+    def __init__(self) -> None:
+        super().__init__(
+            name="Ensure Key Vault soft delete is on and purge protection is on with the default parameters",
+            id="CKV_DESKBRIDGE_3",
+            categories=(CheckCategories.BACKUP_AND_RECOVERY,),
+            supported_resources=("Microsoft.KeyVault/vaults",),
+        )
+
+    def scan_resource_conf(self, conf: dict[str, Any]) -> CheckResult:
+        self.evaluated_keys = ["properties/enableSoftDelete", "properties/enablePurgeProtection"]
+        if conf.get("existing"):
+            return CheckResult.UNKNOWN
+        properties = conf.get("properties")
+        if not isinstance(properties, dict) or properties.get("enableSoftDelete") is not True:
+            return CheckResult.FAILED
+        return CheckResult.PASSED if _on_by_default(properties.get("enablePurgeProtection")) else CheckResult.FAILED
+
+
 storage_shared_key_check = StorageAccountSharedKeyDisabled()
 key_vault_rbac_check = KeyVaultRbacAuthorization()
+key_vault_recoverable_check = KeyVaultRecoverableByDefault()

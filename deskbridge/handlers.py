@@ -109,10 +109,18 @@ def desk_update(msg: func.QueueMessage) -> None:
 
 
 def desk_update_poisoned(msg: func.QueueMessage) -> None:
+    from deskbridge.retries import QueueKey
+
+    body = msg.get_body().decode("utf-8", "replace")
+    try:  # the workbook and the alert group by source and ticket
+        key = QueueKey.decode(body)
+        dimensions = {"source": key.source, "ticket": key.ticket, "update": key.update}
+    except ValueError:
+        dimensions = {}
     log.error(
         "desk update given up: %s",
-        msg.get_body().decode("utf-8", "replace")[:300],
-        extra={"bridge_event": "poisoned", "outcome": "desk_update_failed"},
+        body[:300],
+        extra={"bridge_event": "poisoned", "outcome": "desk_update_failed", **dimensions},
     )
 
 

@@ -11,15 +11,66 @@ targetScope = 'subscription'
 @description('Name of the environment (azd: AZURE_ENV_NAME); part of every resource name')
 param environmentName string
 
+// The regions that offer Flex Consumption, as in Microsoft's Flex Consumption
+// azd samples (late 2025, without the eastus2euap canary region); azd offers
+// only these. `az functionapp list-flexconsumption-locations` has today's list.
 @minLength(1)
-@description('Region for every resource (azd: AZURE_LOCATION); Flex Consumption must be offered there')
+@description('Region for every resource (azd: AZURE_LOCATION); one that offers Flex Consumption')
+@allowed([
+  'australiaeast'
+  'australiasoutheast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northcentralus'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'southindia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'ukwest'
+  'westcentralus'
+  'westeurope'
+  'westus'
+  'westus2'
+  'westus3'
+])
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
 param location string
 
 @description('Resource group to create; empty: rg-{environmentName}')
 param resourceGroupName string = ''
 
-@description('Key Vault name; empty: derived from the environment. Purge protection keeps a deleted vault\'s name for 90 days: set a new one to redeploy sooner')
+@description('Key Vault name; empty: derived from the environment (the same on every provision of it). With purge protection a deleted vault keeps its name for 90 days: give another name to deploy the environment again sooner')
 param keyVaultName string = ''
+
+@description('Key Vault purge protection. true (production): a deleted vault and its secrets can be recovered for 90 days and nobody can purge them earlier, so its name stays taken; once on it cannot be turned off. false (trial): `azd down --purge` frees the name at once, and a deleted vault is still recoverable until purged')
+param keyVaultPurgeProtection bool = true
+
+@description('Object id of the person (or pipeline) running the deployment (azd: AZURE_PRINCIPAL_ID): gets Key Vault Secrets Officer and the storage data roles, for `func start` against this environment; empty: no extra role assignments')
+param principalId string = ''
+
+@description('What principalId is (azd: AZURE_PRINCIPAL_TYPE): User for a person, ServicePrincipal for a pipeline')
+@allowed(['User', 'ServicePrincipal', 'Group'])
+param principalType string = 'User'
 
 @description('Flex Consumption instance memory (MB)')
 @allowed([512, 2048, 4096])
@@ -44,7 +95,7 @@ param storageSkuName string = 'Standard_LRS'
 @maxValue(730)
 param logRetentionInDays int = 30
 
-@description('E-mail address that gets the alert on failed, poisoned or uncertain requests; empty: no e-mail')
+@description('E-mail address that gets the alerts (failed, poisoned or uncertain requests; authorization, setting, secret and unhandled errors); empty: no e-mail')
 param alertEmail string = ''
 
 @description('true: the bridge gets its Syskit Point token with the integration app\'s client secret from Key Vault. false: with the managed identity as a federated credential of the integration app (POINT_AUTH_MODE=federated); add the credential from the outputs first')
@@ -285,64 +336,99 @@ var tags = {
 var deploymentContainerName = 'deployment-package'
 
 // ------------------------------------------------------------- secrets
+// Each feature's secret names as the bridge gets them: the names given
+// (comma-separated during rotation), each trimmed; else the default name
+// when the secret's value is given; else none, and the feature is off.
 
-var pointClientSecretNames = usePointClientSecret ? pointClientSecretName : ''
-var pointWebhookKeyNames = !empty(pointWebhookKeySecretName) ? pointWebhookKeySecretName : (empty(pointWebhookKey) ? '' : 'point-webhook-key')
-var jiraWebhookSecretNames = !empty(jiraWebhookSecretName) ? jiraWebhookSecretName : (empty(jiraWebhookSecret) ? '' : 'jira-webhook-secret')
-var jiraApiTokenNames = !empty(jiraApiTokenSecretName) ? jiraApiTokenSecretName : (empty(jiraApiToken) ? '' : 'jira-api-token')
-var servicenowPasswordNames = !empty(servicenowPasswordSecretName) ? servicenowPasswordSecretName : (empty(servicenowPassword) ? '' : 'servicenow-password')
-var servicenowTokenNames = !empty(servicenowTokenSecretName) ? servicenowTokenSecretName : (empty(servicenowToken) ? '' : 'servicenow-token')
-var servicenowSigningSecretNames = !empty(servicenowSigningSecretName) ? servicenowSigningSecretName : (empty(servicenowSigningSecret) ? '' : 'servicenow-signing-secret')
-var provisionSigningSecretNames = !empty(provisionSigningSecretName) ? provisionSigningSecretName : (empty(provisionSigningSecret) ? '' : 'provision-signing-secret')
+var pointClientSecretNameList = [for name in split(pointClientSecretName, ','): trim(name)]
+var pointClientSecretNames = usePointClientSecret ? (empty(trim(pointClientSecretName)) ? ['point-client-secret'] : pointClientSecretNameList) : []
+var pointWebhookKeyNameList = [for name in split(pointWebhookKeySecretName, ','): trim(name)]
+var pointWebhookKeyNames = empty(trim(pointWebhookKeySecretName)) ? (empty(pointWebhookKey) ? [] : ['point-webhook-key']) : pointWebhookKeyNameList
+var jiraWebhookSecretNameList = [for name in split(jiraWebhookSecretName, ','): trim(name)]
+var jiraWebhookSecretNames = empty(trim(jiraWebhookSecretName)) ? (empty(jiraWebhookSecret) ? [] : ['jira-webhook-secret']) : jiraWebhookSecretNameList
+var jiraApiTokenNameList = [for name in split(jiraApiTokenSecretName, ','): trim(name)]
+var jiraApiTokenNames = empty(trim(jiraApiTokenSecretName)) ? (empty(jiraApiToken) ? [] : ['jira-api-token']) : jiraApiTokenNameList
+var servicenowPasswordNameList = [for name in split(servicenowPasswordSecretName, ','): trim(name)]
+var servicenowPasswordNames = empty(trim(servicenowPasswordSecretName)) ? (empty(servicenowPassword) ? [] : ['servicenow-password']) : servicenowPasswordNameList
+var servicenowTokenNameList = [for name in split(servicenowTokenSecretName, ','): trim(name)]
+var servicenowTokenNames = empty(trim(servicenowTokenSecretName)) ? (empty(servicenowToken) ? [] : ['servicenow-token']) : servicenowTokenNameList
+var servicenowSigningSecretNameList = [for name in split(servicenowSigningSecretName, ','): trim(name)]
+var servicenowSigningSecretNames = empty(trim(servicenowSigningSecretName)) ? (empty(servicenowSigningSecret) ? [] : ['servicenow-signing-secret']) : servicenowSigningSecretNameList
+var provisionSigningSecretNameList = [for name in split(provisionSigningSecretName, ','): trim(name)]
+var provisionSigningSecretNames = empty(trim(provisionSigningSecretName)) ? (empty(provisionSigningSecret) ? [] : ['provision-signing-secret']) : provisionSigningSecretNameList
 
 // Only the setting of a feature that is on is set.
 var secretNameSettings = union(
-  empty(pointClientSecretNames) ? {} : { POINT_CLIENT_SECRET_NAME: pointClientSecretNames },
-  empty(pointWebhookKeyNames) ? {} : { POINT_WEBHOOK_KEY_SECRET_NAME: pointWebhookKeyNames },
-  empty(jiraWebhookSecretNames) ? {} : { JIRA_WEBHOOK_SECRET_NAME: jiraWebhookSecretNames },
-  empty(jiraApiTokenNames) ? {} : { JIRA_API_TOKEN_SECRET_NAME: jiraApiTokenNames },
-  empty(servicenowPasswordNames) ? {} : { SERVICENOW_PASSWORD_SECRET_NAME: servicenowPasswordNames },
-  empty(servicenowTokenNames) ? {} : { SERVICENOW_TOKEN_SECRET_NAME: servicenowTokenNames },
-  empty(servicenowSigningSecretNames) ? {} : { SERVICENOW_SIGNING_SECRET_NAME: servicenowSigningSecretNames },
-  empty(provisionSigningSecretNames) ? {} : { PROVISION_SIGNING_SECRET_NAME: provisionSigningSecretNames }
+  empty(pointClientSecretNames) ? {} : { POINT_CLIENT_SECRET_NAME: join(pointClientSecretNames, ',') },
+  empty(pointWebhookKeyNames) ? {} : { POINT_WEBHOOK_KEY_SECRET_NAME: join(pointWebhookKeyNames, ',') },
+  empty(jiraWebhookSecretNames) ? {} : { JIRA_WEBHOOK_SECRET_NAME: join(jiraWebhookSecretNames, ',') },
+  empty(jiraApiTokenNames) ? {} : { JIRA_API_TOKEN_SECRET_NAME: join(jiraApiTokenNames, ',') },
+  empty(servicenowPasswordNames) ? {} : { SERVICENOW_PASSWORD_SECRET_NAME: join(servicenowPasswordNames, ',') },
+  empty(servicenowTokenNames) ? {} : { SERVICENOW_TOKEN_SECRET_NAME: join(servicenowTokenNames, ',') },
+  empty(servicenowSigningSecretNames) ? {} : { SERVICENOW_SIGNING_SECRET_NAME: join(servicenowSigningSecretNames, ',') },
+  empty(provisionSigningSecretNames) ? {} : { PROVISION_SIGNING_SECRET_NAME: join(provisionSigningSecretNames, ',') }
 )
 
-var secretValues = {
-  items: [
-    {
-      name: first(split(pointClientSecretNames, ','))
-      value: usePointClientSecret ? pointClientSecret : ''
-    }
-    {
-      name: first(split(pointWebhookKeyNames, ','))
-      value: pointWebhookKey
-    }
-    {
-      name: first(split(jiraWebhookSecretNames, ','))
-      value: jiraWebhookSecret
-    }
-    {
-      name: first(split(jiraApiTokenNames, ','))
-      value: jiraApiToken
-    }
-    {
-      name: first(split(servicenowPasswordNames, ','))
-      value: servicenowPassword
-    }
-    {
-      name: first(split(servicenowTokenNames, ','))
-      value: servicenowToken
-    }
-    {
-      name: first(split(servicenowSigningSecretNames, ','))
-      value: servicenowSigningSecret
-    }
-    {
-      name: first(split(provisionSigningSecretNames, ','))
-      value: provisionSigningSecret
-    }
-  ]
+// Key Vault allows 1 to 127 letters, digits and hyphens in a secret name.
+// uriComponent() leaves letters, digits and -_.~ (and, in some encoders,
+// !*'()) as they are; the contains() checks take those out again.
+var secretNameList = flatten([
+  pointClientSecretNames
+  pointWebhookKeyNames
+  jiraWebhookSecretNames
+  jiraApiTokenNames
+  servicenowPasswordNames
+  servicenowTokenNames
+  servicenowSigningSecretNames
+  provisionSigningSecretNames
+])
+var invalidSecretNames = filter(secretNameList, name => length(name) < 1 || length(name) > 127 || uriComponent(name) != name || contains(name, '_') || contains(name, '.') || contains(name, '~') || contains(name, '!') || contains(name, '*') || contains(name, '\'') || contains(name, '(') || contains(name, ')'))
+
+// The secret a feature writes from its value: the first of its names.
+var secretsToWrite = [
+  {
+    name: empty(pointClientSecretNames) ? '' : first(pointClientSecretNames)
+    value: usePointClientSecret ? pointClientSecret : ''
+  }
+  {
+    name: empty(pointWebhookKeyNames) ? '' : first(pointWebhookKeyNames)
+    value: pointWebhookKey
+  }
+  {
+    name: empty(jiraWebhookSecretNames) ? '' : first(jiraWebhookSecretNames)
+    value: jiraWebhookSecret
+  }
+  {
+    name: empty(jiraApiTokenNames) ? '' : first(jiraApiTokenNames)
+    value: jiraApiToken
+  }
+  {
+    name: empty(servicenowPasswordNames) ? '' : first(servicenowPasswordNames)
+    value: servicenowPassword
+  }
+  {
+    name: empty(servicenowTokenNames) ? '' : first(servicenowTokenNames)
+    value: servicenowToken
+  }
+  {
+    name: empty(servicenowSigningSecretNames) ? '' : first(servicenowSigningSecretNames)
+    value: servicenowSigningSecret
+  }
+  {
+    name: empty(provisionSigningSecretNames) ? '' : first(provisionSigningSecretNames)
+    value: provisionSigningSecret
+  }
+]
+
+// A name outside Key Vault's rule stops the deployment before anything is
+// created, with the names in its message: looking up a property this object
+// does not have fails as "The language expression property '<message>'
+// doesn't exist". (Bicep's fail() would say it plainly, but neither the
+// pycep that checkov reads infra/ with nor older Bicep CLIs know it.)
+var secretNameCheck = {
+  valid: secretsToWrite
 }
+var checkedSecrets = secretNameCheck[empty(invalidSecretNames) ? 'valid' : 'Key Vault secret names may only hold letters, digits and hyphens, 1 to 127 of them; check the *_SECRET_NAME values: [${join(invalidSecretNames, '] [')}]']
 
 // ------------------------------------------------------------ resources
 
@@ -395,6 +481,8 @@ module storage 'app/storage.bicep' = {
       bridgeDeskPoisonQueue
     ]
     principalId: identity.outputs.principalId
+    userPrincipalId: principalId
+    userPrincipalType: principalType
   }
 }
 
@@ -406,8 +494,13 @@ module keyVault 'app/keyvault.bicep' = {
     location: location
     tags: tags
     principalId: identity.outputs.principalId
-    secrets: secretValues
+    secrets: {
+      items: checkedSecrets
+    }
     secretsExpireOn: secretsExpireOn
+    purgeProtection: keyVaultPurgeProtection
+    userPrincipalId: principalId
+    userPrincipalType: principalType
   }
 }
 
@@ -500,6 +593,7 @@ module observability 'app/observability.bicep' = {
     queueServiceId: storage.outputs.queueServiceId
     actionGroupName: '${abbrs.insightsActionGroups}${resourceToken}'
     alertRuleName: '${abbrs.insightsScheduledQueryRules}attention-${resourceToken}'
+    problemsAlertRuleName: '${abbrs.insightsScheduledQueryRules}problems-${resourceToken}'
     alertEmail: alertEmail
   }
 }

@@ -41,11 +41,17 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   }
 }
 
+// siteConfig: Flex Consumption refuses several properties other plans take
+// (ARM error 51021: ftpsState, alwaysOn, linuxFxVersion, use32BitWorkerProcess,
+// netFrameworkVersion, functionAppScaleLimit, ...); the runtime and scale live
+// in functionAppConfig instead. The three set here are accepted on Flex sites.
+// FTP is off through the basicPublishingCredentialsPolicies below.
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222: the service desks and Syskit Point call the function over the internet; there is no private network between them
   // checkov:skip=CKV_AZURE_17: the callers (Jira Cloud, ServiceNow, Syskit Point webhooks) cannot present client certificates
   // checkov:skip=CKV_AZURE_212: Flex Consumption scales instances on demand; always-ready instances cost money and the retry queue covers a cold or lost instance
   // checkov:skip=CKV_AZURE_213: Flex Consumption does not support siteConfig.healthCheckPath; GET /api/health is there for external probes
+  // checkov:skip=CKV_AZURE_78: Flex Consumption refuses siteConfig.ftpsState (ARM error 51021); FTP and FTPS are off through the ftp basicPublishingCredentialsPolicies below
   name: name
   location: location
   tags: union(tags, { 'azd-service-name': 'api' })
@@ -63,7 +69,6 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
     }
     functionAppConfig: {

@@ -8,17 +8,32 @@ param tags object = {}
 @description('principalId of the managed identity that reads the secrets')
 param principalId string
 @secure()
-@description('{ items: [ { name, value } ] }; an item with an empty value is skipped')
+@description('{ items: [ { name, value } ] }; an item with an empty name or value is skipped')
 param secrets object
 @description('expiry written on each secret set by this deployment (ISO 8601)')
 param secretsExpireOn string
+@description('true (production): a deleted vault cannot be purged before its retention ends, so it keeps its name that long; cannot be turned off again once on. false (trial): `azd down --purge` can purge it')
+param purgeProtection bool = true
+@description('principalId of a person (or pipeline) who may also read and write the secrets (Key Vault Secrets Officer); empty: nobody')
+param userPrincipalId string = ''
+@allowed(['User', 'ServicePrincipal', 'Group'])
+param userPrincipalType string = 'User'
 
-// Built-in role definition id (the same in every tenant).
+// Built-in role definition ids (the same in every tenant).
 var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
+var keyVaultSecretsOfficer = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+
+// Only the items that name a secret and carry a value become secrets. ARM
+// checks a child's name before it looks at a condition, so an item without
+// a name must not reach the loop at all (an empty name fails the whole
+// deployment with "incorrect segment lengths").
+var secretsToSet = filter(secrets.items, item => !empty(item.name) && !empty(item.value))
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   // checkov:skip=CKV_AZURE_109: Flex Consumption without a virtual network calls Key Vault from shared outbound addresses; access is by Azure RBAC with the managed identity only
   // checkov:skip=CKV_AZURE_189: same reason: the function app has no private endpoint path to the vault in this template
+  // checkov:skip=CKV_AZURE_110: checkov cannot evaluate `purgeProtection ? true : null` (off must be null: Key Vault refuses false); CKV_DESKBRIDGE_3 checks it with the parameter's default
+  // checkov:skip=CKV_AZURE_42: same reason as CKV_AZURE_110; CKV_DESKBRIDGE_3 checks soft delete and purge protection together
   name: name
   location: location
   tags: tags
@@ -31,7 +46,7 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     enableRbacAuthorization: true
     enableSoftDelete: true
     softDeleteRetentionInDays: 90
-    enablePurgeProtection: true
+    enablePurgeProtection: purgeProtection ? true : null
     enabledForDeployment: false
     enabledForDiskEncryption: false
     enabledForTemplateDeployment: false
@@ -43,7 +58,7 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   }
 }
 
-resource secret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = [for item in secrets.items: if (!empty(item.value)) {
+resource secret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = [for item in secretsToSet: {
   parent: vault
   name: item.name
   properties: {
@@ -63,6 +78,17 @@ resource secretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     principalId: principalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUser)
+  }
+}
+
+// For `func start` against this vault as the signed-in user (azd: AZURE_PRINCIPAL_ID).
+resource userSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(userPrincipalId)) {
+  name: guid(vault.id, userPrincipalId, keyVaultSecretsOfficer)
+  scope: vault
+  properties: {
+    principalId: userPrincipalId
+    principalType: userPrincipalType
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsOfficer)
   }
 }
 

@@ -1,22 +1,42 @@
 // What people watch in the portal: the workbook, and an e-mail when a
-// request fails, is poisoned, or may not have reached Syskit Point.
+// request fails, is poisoned, or may not have reached Syskit Point, and
+// (a second rule) when something stops every request.
 param location string
 param tags object = {}
 param applicationInsightsId string
 param queueServiceId string
 param actionGroupName string
 param alertRuleName string
+param problemsAlertRuleName string
 @description('where alerts go; empty: the action group has no receivers')
 param alertEmail string = ''
 param workbookDisplayName string = 'Point Desk Bridge'
 
-// The same filter as the workbook's "requests that need a look".
-var attentionQuery = '''
+// The two filters the alert rules run, and the workbook's two tables with
+// them. Each structured line ends its first line with the JSON dimensions
+// (deskbridge/telemetry.py); an exception's traceback follows on the next
+// lines, so the pattern stops at the line break instead of at the end.
+//
+// Requests that need a look: one row per request (a request that runs out
+// of retries logs "failed" and then "poisoned"), or per expiring secret.
+var requestsQuery = '''
 traces
-| extend d = parse_json(extract(@'(\{"bridge_event".*\})\s*$', 1, message))
-| extend event = tostring(d.bridge_event), outcome = tostring(d.outcome)
+| extend d = parse_json(extract(@'(\{"bridge_event"[^\n]*\})', 1, message))
+| extend event = tostring(d.bridge_event), outcome = tostring(d.outcome), source = tostring(d.source), ticket = tostring(d.ticket)
 | where event != "point_call" and (event in ("poisoned", "failed", "uncertain", "secret_expiry") or outcome in ("failed", "uncertain", "point_failed"))
-| project timestamp, event, source = tostring(d.source), ticket = tostring(d.ticket), outcome, secret = tostring(d.secret_name)
+| summarize arg_max(timestamp, event, outcome, message, operation_Id), events = make_set(event) by source, ticket, secret = tostring(d.secret_name)
+'''
+
+// Problems that stop every request until someone fixes them: Syskit Point
+// refusing the bridge (401/403: consent revoked, secret wrong), a missing or
+// malformed setting, an unreadable secret, an unhandled exception. One row
+// per kind of problem, with how often it happened and the latest line.
+var problemsQuery = '''
+traces
+| extend d = parse_json(extract(@'(\{"bridge_event"[^\n]*\})', 1, message))
+| extend event = tostring(d.bridge_event)
+| where event in ("authorization", "config", "secret", "error")
+| summarize arg_max(timestamp, message, operation_Id), occurrences = count() by event, setting = tostring(d.setting), point_status = tostring(d.point_status)
 '''
 
 resource workbook 'Microsoft.Insights/workbooks@2023-06-01' = {
@@ -56,7 +76,7 @@ resource attentionAlert 'Microsoft.Insights/scheduledQueryRules@2023-03-15-previ
   kind: 'LogAlert'
   properties: {
     displayName: 'Point Desk Bridge: failed, poisoned or uncertain requests'
-    description: 'A provisioning request failed, was poisoned after its last retry, or may not have reached Syskit Point. Open the Point Desk Bridge workbook for the tickets.'
+    description: 'A provisioning request failed, was poisoned after its last retry, or may not have reached Syskit Point, or a secret expires soon. Open the Point Desk Bridge workbook for the tickets.'
     severity: 2
     enabled: true
     scopes: [
@@ -68,7 +88,47 @@ resource attentionAlert 'Microsoft.Insights/scheduledQueryRules@2023-03-15-previ
     criteria: {
       allOf: [
         {
-          query: attentionQuery
+          query: requestsQuery
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
+// Its own rule, one severity higher: until this is fixed every approval
+// waits on the retry queue and fails a day later.
+resource problemsAlert 'Microsoft.Insights/scheduledQueryRules@2023-03-15-preview' = {
+  name: problemsAlertRuleName
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'Point Desk Bridge: cannot work (authorization, settings, secrets, errors)'
+    description: 'Syskit Point refused the bridge (401/403: admin consent or client secret), a setting is missing or malformed, a Key Vault secret cannot be read, or an unhandled exception happened. Every approval waits until this is fixed. Open the Point Desk Bridge workbook.'
+    severity: 1
+    enabled: true
+    scopes: [
+      applicationInsightsId
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT5M'
+    autoMitigate: false
+    criteria: {
+      allOf: [
+        {
+          query: problemsQuery
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0
@@ -90,3 +150,4 @@ resource attentionAlert 'Microsoft.Insights/scheduledQueryRules@2023-03-15-previ
 output workbookId string = workbook.id
 output actionGroupId string = actionGroup.id
 output alertRuleId string = attentionAlert.id
+output problemsAlertRuleId string = problemsAlert.id

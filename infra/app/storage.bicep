@@ -11,6 +11,10 @@ param tableNames array
 param queueNames array
 @description('principalId of the managed identity that gets the data roles')
 param principalId string
+@description('principalId of a person (or pipeline) who gets the same data roles, for local runs; empty: nobody')
+param userPrincipalId string = ''
+@allowed(['User', 'ServicePrincipal', 'Group'])
+param userPrincipalType string = 'User'
 
 // Built-in role definition ids (the same in every tenant).
 var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
@@ -137,6 +141,24 @@ resource tableDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-0
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributor)
   }
 }
+
+// The same three data roles for the signed-in user (azd: AZURE_PRINCIPAL_ID), so
+// that `func start` on a developer's machine can use this account's tables and queues.
+var storageDataRoles = [
+  storageBlobDataOwner
+  storageQueueDataContributor
+  storageTableDataContributor
+]
+
+resource userDataRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for role in storageDataRoles: if (!empty(userPrincipalId)) {
+  name: guid(storage.id, userPrincipalId, role)
+  scope: storage
+  properties: {
+    principalId: userPrincipalId
+    principalType: userPrincipalType
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role)
+  }
+}]
 
 output id string = storage.id
 output name string = storage.name

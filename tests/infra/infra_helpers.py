@@ -69,9 +69,9 @@ def checkov_report() -> dict[str, Any]:
 
 
 def resource(doc: dict[str, Any], name: str) -> dict[str, Any]:
-    """The body of a resource; for a loop, the body repeated."""
+    """The body of a resource; for a loop, the body repeated; for `if (...)`, the body deployed."""
     config = doc["resources"][name]["config"]
-    return config["config"] if "loop_type" in config else config
+    return config["config"] if "loop_type" in config or "condition" in config else config
 
 
 def object_keys(node: Any, variables: dict[str, Any]) -> set[str]:

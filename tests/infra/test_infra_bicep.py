@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 
 import yaml
+from bicep_eval import Evaluation, bicep_file
 from infra_helpers import INFRA, ROOT, object_keys, parsed, resource
 
 ROLES = {
@@ -15,6 +17,43 @@ ROLES = {
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
     "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
 }
+# Granted only when principalId (azd: AZURE_PRINCIPAL_ID) is given, for local runs.
+USER_ROLES = {
+    "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
+    "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
+    "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
+    "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
+}
+# siteConfig properties a Flex Consumption site refuses (ARM BadRequest 51021, "... for Flex
+# Consumption sites is invalid"), from Microsoft's list of properties deprecated on Flex
+# Consumption and from the 51021 errors users reported (microsoft/azure-pipelines-tasks#21032,
+# Azure/terraform-azurerm-avm-res-web-site#283 and #345, pulumi/pulumi-azure-native#4168,
+# Azure/azure-functions-host#10643).
+FLEX_REFUSED_SITE_CONFIG = {
+    "ftpsState",
+    "alwaysOn",
+    "use32BitWorkerProcess",
+    "linuxFxVersion",
+    "windowsFxVersion",
+    "netFrameworkVersion",
+    "javaVersion",
+    "javaContainer",
+    "javaContainerVersion",
+    "powerShellVersion",
+    "phpVersion",
+    "pythonVersion",
+    "nodeVersion",
+    "preWarmedInstanceCount",
+    "functionAppScaleLimit",
+    "functionsRuntimeScaleMonitoringEnabled",
+    "minimumElasticInstanceCount",
+    "appSettings",  # the app settings live in the sites/config 'appsettings' resource
+}
+# What the template sets, each checked: none is on Microsoft's Flex deprecation list, and the
+# azurerm provider's Flex Consumption resource sends exactly these for a Flex site.
+FLEX_ACCEPTED_SITE_CONFIG = {"minTlsVersion", "scmMinTlsVersion", "http20Enabled"}
+# Site properties Flex Consumption renamed or dropped (functionAppConfig replaces them).
+FLEX_REFUSED_SITE_PROPERTIES = {"containerSize", "dailyMemoryTimeQuota", "isXenon", "hyperV"}
 SECRET_VALUE_PARAMS = {
     "pointClientSecret",
     "pointWebhookKey",
@@ -59,7 +98,6 @@ def test_function_app_runtime_and_transport():
     assert properties["httpsOnly"] is True
     assert properties["siteConfig"]["minTlsVersion"] == "1.2"
     assert properties["siteConfig"]["scmMinTlsVersion"] == "1.2"
-    assert properties["siteConfig"]["ftpsState"] == "Disabled"
     config = properties["functionAppConfig"]
     assert config["runtime"] == {"name": "python", "version": "3.11"}
     assert config["scaleAndConcurrency"] == {
@@ -76,6 +114,37 @@ def test_function_app_runtime_and_transport():
     assert site["identity"]["type"] == "UserAssigned"
     for name in ("ftpPublishing", "scmPublishing"):
         assert resource(doc, name)["properties"]["allow"] is False
+
+
+def test_flex_site_sets_no_property_flex_consumption_refuses():
+    bicep = parsed()
+    doc = bicep["app/function"]
+    site = resource(doc, "functionApp")["properties"]
+    site_config = site["siteConfig"]
+    assert not FLEX_REFUSED_SITE_CONFIG & set(site_config), FLEX_REFUSED_SITE_CONFIG & set(site_config)
+    assert set(site_config) <= FLEX_ACCEPTED_SITE_CONFIG, "check a new siteConfig property against Flex first"
+    assert not FLEX_REFUSED_SITE_PROPERTIES & set(site)
+    # no 'web' config resource setting them behind the site's back
+    configs = [name for name, res in doc["resources"].items() if res["type"] == "Microsoft.Web/sites/config"]
+    assert [resource(doc, name)["name"] for name in configs] == ["appsettings"]
+    # FTP stays off without ftpsState: the ftp publishing-credentials policy refuses it
+    assert resource(doc, "ftpPublishing")["name"] == "ftp"
+    assert resource(doc, "ftpPublishing")["properties"]["allow"] is False
+
+
+def test_location_offers_only_flex_consumption_regions_and_azd_asks_for_one():
+    main = bicep_file(INFRA / "main.bicep")
+    allowed = Evaluation(main, {}).eval(main.decorator("location", "allowed"), {})
+    assert "westeurope" in allowed and "eastus" in allowed and len(allowed) == len(set(allowed)) >= 20
+    assert all(re.fullmatch(r"[a-z0-9]+", region) for region in allowed)
+    assert "eastus2euap" not in allowed  # a canary region, not for customers
+    for not_flex in ("westindia", "chinaeast", "usgovvirginia", "qatarcentral"):
+        assert not_flex not in allowed
+    metadata = Evaluation(main, {}).eval(main.decorator("location", "metadata"), {})
+    assert metadata == {"azd": {"type": "location"}}
+    # pycep (checkov's reader) sees the same list
+    decorators = parsed()["main"]["parameters"]["location"]["decorators"]
+    assert {"type": "allowed", "argument": allowed} in decorators
 
 
 def test_scale_settings_are_parameters():
@@ -127,6 +196,8 @@ def test_role_assignments_are_the_five_roles_for_the_managed_identity_only():
             if res["type"] != "Microsoft.Authorization/roleAssignments":
                 continue
             body = resource(doc, name)["properties"]
+            if body["principalId"] == "userPrincipalId":
+                continue  # the optional grants for the deploying user (next test)
             assert body["principalType"] == "ServicePrincipal", (path, name)
             assert body["principalId"] == "principalId", (path, name)
             role_variable = body["roleDefinitionId"]["function"]["parameters"]["resource_name_1"]
@@ -139,6 +210,40 @@ def test_role_assignments_are_the_five_roles_for_the_managed_identity_only():
         }
         accessor = {"type": "property_accessor", "operands": {"operand_1": "identity", "operand_2": outputs}}
         assert params["principalId"] == {"operator": accessor}
+
+
+def test_the_deploying_user_gets_secrets_officer_and_the_storage_data_roles_only_when_named():
+    bicep = parsed()
+    granted = []
+    for path in ("app/keyvault", "app/storage"):
+        doc = bicep[path]
+        assert doc["parameters"]["userPrincipalId"]["default"] == ""
+        for name, res in doc["resources"].items():
+            if res["type"] != "Microsoft.Authorization/roleAssignments":
+                continue
+            body = resource(doc, name)["properties"]
+            if body["principalId"] != "userPrincipalId":
+                continue
+            config = doc["resources"][name]["config"]
+            condition = config["condition"]
+            assert condition["operator"]["type"] == "not", (path, name)  # if (!empty(userPrincipalId))
+            assert condition["operator"]["operands"]["bool_value"]["function"]["type"] == "empty"
+            assert body["principalType"] == "userPrincipalType"
+            role = body["roleDefinitionId"]["function"]["parameters"]["resource_name_1"]
+            if "loop_type" in config:  # one assignment per role of a list
+                roles = _variable(doc, config["loop_type"]["detail"]["array_name"])
+                granted += [_variable(doc, item) for item in roles]
+            else:
+                granted.append(_variable(doc, role))
+    assert sorted(granted) == sorted(USER_ROLES)
+    main = bicep["main"]
+    assert main["parameters"]["principalId"]["default"] == ""
+    for module in ("keyVault", "storage"):
+        params = main["modules"][module]["config"]["params"]
+        assert (params["userPrincipalId"], params["userPrincipalType"]) == ("principalId", "principalType")
+    azd = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    assert azd["principalId"]["value"] == "${AZURE_PRINCIPAL_ID}"
+    assert azd["principalType"]["value"] == "${AZURE_PRINCIPAL_TYPE=User}"
 
 
 def test_one_user_assigned_identity():
@@ -154,19 +259,55 @@ def test_one_user_assigned_identity():
 
 def test_key_vault_rbac_soft_delete_purge_protection():
     bicep = parsed()
-    vault = resource(bicep["app/keyvault"], "vault")["properties"]
+    doc = bicep["app/keyvault"]
+    vault = resource(doc, "vault")["properties"]
     assert vault["enableRbacAuthorization"] is True
     assert vault["enableSoftDelete"] is True
-    assert vault["enablePurgeProtection"] is True
     assert "accessPolicies" not in vault
+    # on unless turned off; off is null, never false (Key Vault refuses false)
+    assert vault["enablePurgeProtection"]["operator"]["operands"] == {
+        "condition": "purgeProtection",
+        "true_value": True,
+        "false_value": None,
+    }
+    assert doc["parameters"]["purgeProtection"]["default"] is True
+    main = bicep["main"]
+    assert main["parameters"]["keyVaultPurgeProtection"]["default"] is True
+    assert main["modules"]["keyVault"]["config"]["params"]["purgeProtection"] == "keyVaultPurgeProtection"
+    azd = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    assert azd["keyVaultPurgeProtection"]["value"] == "${KEY_VAULT_PURGE_PROTECTION=true}"
+    assert azd["keyVaultName"]["value"] == "${AZURE_KEY_VAULT_NAME_OVERRIDE}"
+
+
+def _vault_name(**params):
+    main = bicep_file(INFRA / "main.bicep")
+    required = {"environmentName": "deskbridge-trial", "location": "westeurope"}
+    provisioned_at = params.pop("now", None)
+    return Evaluation(main, required | params, now=provisioned_at).module_param("keyVault", "name")
+
+
+def test_key_vault_name_is_the_same_on_every_provision_of_one_environment():
+    first = _vault_name(now=datetime(2026, 1, 1, tzinfo=UTC))
+    again = _vault_name(now=datetime(2026, 1, 2, 12, 30, tzinfo=UTC))
+    assert first == again  # azd provision twice, or azd down --purge && azd up
+    assert re.fullmatch(r"[a-z][a-z0-9-]{1,22}[a-z0-9]", first)  # Key Vault: 3-24, a letter first
+    assert _vault_name(environmentName="deskbridge-prod") != first
+    assert _vault_name(keyVaultName="kv-deskbridge-2") == "kv-deskbridge-2"
 
 
 def test_secrets_are_written_only_when_a_value_is_given():
     bicep = parsed()
     doc = bicep["app/keyvault"]
     secret = doc["resources"]["secret"]["config"]
-    assert secret["condition"]["operator"]["type"] == "not"
-    assert secret["condition"]["operator"]["operands"]["bool_value"]["function"]["type"] == "empty"
+    # filtered before the loop, not skipped by a condition: ARM checks every child's name first
+    assert secret["condition"] is None
+    assert secret["loop_type"]["detail"]["array_name"] == "secretsToSet"
+    kept = _variable(doc, "secretsToSet")["function"]
+    assert kept["type"] == "filter" and kept["parameters"]["input_array"] == {
+        "operator": {"type": "property_accessor", "operands": {"operand_1": "secrets", "operand_2": "items"}}
+    }
+    source = (INFRA / "app" / "keyvault.bicep").read_text(encoding="utf-8")
+    assert "filter(secrets.items, item => !empty(item.name) && !empty(item.value))" in source
     assert {"type": "secure"} in doc["parameters"]["secrets"]["decorators"]
     main = bicep["main"]["parameters"]
     for name in SECRET_VALUE_PARAMS:
@@ -174,7 +315,7 @@ def test_secrets_are_written_only_when_a_value_is_given():
         assert main[name]["default"] == "", name  # optional, never a value
     secure = {name for name, p in main.items() if {"type": "secure"} in p["decorators"]}
     assert secure == SECRET_VALUE_PARAMS
-    items = _variable(bicep["main"], "secretValues")["items"]
+    items = _variable(bicep["main"], "secretsToWrite")
     values = {item["value"] if isinstance(item["value"], str) else "pointClientSecret" for item in items}
     assert values == SECRET_VALUE_PARAMS
 
@@ -229,9 +370,18 @@ def test_workbook_alert_and_action_group():
     receivers = resource(doc, "actionGroup")["properties"]["emailReceivers"]["operator"]["operands"]["false_value"]
     assert receivers[0]["emailAddress"] == "alertEmail"
     assert bicep["main"]["modules"]["observability"]["config"]["params"]["alertEmail"] == "alertEmail"
-    query = _variable(doc, "attentionQuery")
-    for word in ("poisoned", "failed", "uncertain", "d.ticket", "parse_json(extract("):
+    query = _variable(doc, "requestsQuery")
+    for word in ("poisoned", "failed", "uncertain", "d.ticket", "parse_json(extract(", "by source, ticket"):
         assert word in query
+    problems = _variable(doc, "problemsQuery")
+    assert 'event in ("authorization", "config", "secret", "error")' in problems
+    rules = {name: resource(doc, name)["properties"] for name in ("attentionAlert", "problemsAlert")}
+    assert [r["criteria"]["allOf"][0]["query"] for r in rules.values()] == ["requestsQuery", "problemsQuery"]
+    assert (rules["attentionAlert"]["severity"], rules["problemsAlert"]["severity"]) == (2, 1)
+    for rule in rules.values():
+        assert rule["actions"]["actionGroups"] == [
+            {"operator": {"type": "property_accessor", "operands": {"operand_1": "actionGroup", "operand_2": "id"}}}
+        ]
 
 
 def test_workbook_queries_the_agreed_custom_dimensions():
@@ -282,3 +432,13 @@ def test_azure_yaml_deploys_the_function_app():
     config = yaml.safe_load((ROOT / "azure.yaml").read_text(encoding="utf-8"))
     assert config["services"]["api"] == {"project": ".", "language": "python", "host": "function"}
     assert config["infra"]["path"] == "infra"
+
+
+def test_the_readme_gives_secret_values_to_azd_as_key_vault_references():
+    """`azd env set` keeps a value in plain text in .azure/<env>/.env; `azd env set-secret` keeps a reference."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    values = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    variables = {values[name]["value"].strip("${}") for name in SECRET_VALUE_PARAMS}
+    assert "azd env set-secret POINT_CLIENT_SECRET" in readme
+    for variable in variables:
+        assert not re.search(rf"azd env set {variable} +(?!'')['\"<]", readme), f"{variable} in plain text"

@@ -12,7 +12,7 @@ from checkov.common.models.enums import CheckResult
 from infra_helpers import BICEP_FILES, CHECKOV_DIR
 from infra_helpers import checkov_report as run_checkov
 
-CUSTOM_CHECKS = {"CKV_DESKBRIDGE_1", "CKV_DESKBRIDGE_2"}
+CUSTOM_CHECKS = {"CKV_DESKBRIDGE_1", "CKV_DESKBRIDGE_2", "CKV_DESKBRIDGE_3"}
 
 
 def test_checkov_parses_every_file():
@@ -53,8 +53,17 @@ def test_custom_checks_ran_and_passed():
 def test_the_checks_that_matter_are_not_skipped():
     checkov_report = run_checkov()
     # TLS, HTTPS, Key Vault purge protection and soft delete must pass, never be skipped.
+    # Purge protection is a parameter (off must be null), which the built-in checks
+    # CKV_AZURE_42 and CKV_AZURE_110 cannot read: CKV_DESKBRIDGE_3 checks it instead,
+    # with the parameter's default, and only those two may be skipped for it.
     passed = {record["check_id"] for record in checkov_report["results"]["passed_checks"]}
-    assert {"CKV_AZURE_3", "CKV_AZURE_44", "CKV_AZURE_70", "CKV_AZURE_145", "CKV_AZURE_42", "CKV_AZURE_110"} <= passed
+    assert {"CKV_AZURE_3", "CKV_AZURE_44", "CKV_AZURE_70", "CKV_AZURE_145", "CKV_DESKBRIDGE_3"} <= passed
+    vault_skips = {
+        record["check_id"]
+        for record in checkov_report["results"]["skipped_checks"]
+        if record["resource"] == "Microsoft.KeyVault/vaults.vault"
+    }
+    assert vault_skips <= {"CKV_AZURE_109", "CKV_AZURE_189", "CKV_AZURE_42", "CKV_AZURE_110"}
 
 
 @functools.cache  # loading registers the checks; twice would clash
@@ -79,3 +88,23 @@ def test_custom_key_vault_check_wants_rbac_and_no_access_policies():
     assert check.scan_resource_conf({"properties": {}}) == CheckResult.FAILED
     with_policies = {"properties": {"enableRbacAuthorization": True, "accessPolicies": [{"objectId": "x"}]}}
     assert check.scan_resource_conf(with_policies) == CheckResult.FAILED
+
+
+def test_custom_key_vault_recoverable_check_wants_purge_protection_on_by_default():
+    check = _custom_checks().key_vault_recoverable_check
+
+    def scan(purge_protection, soft_delete=True):
+        properties = {"enableSoftDelete": soft_delete, "enablePurgeProtection": purge_protection}
+        return check.scan_resource_conf({"properties": properties})
+
+    def conditional(condition):
+        operands = {"condition": condition, "true_value": True, "false_value": None}
+        return {"operator": {"type": "conditional", "operands": operands}}
+
+    assert scan(True) == CheckResult.PASSED
+    # checkov renders a parameter's default into the condition: true by default passes...
+    assert scan(conditional(True)) == CheckResult.PASSED
+    # ...a default of false leaves the parameter's name there (checkov renders no falsy default)
+    assert scan(conditional("purgeProtection")) == CheckResult.FAILED
+    assert scan(None) == CheckResult.FAILED
+    assert scan(True, soft_delete=False) == CheckResult.FAILED
