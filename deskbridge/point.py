@@ -20,6 +20,7 @@ from typing import Any
 import requests
 
 from deskbridge import telemetry
+from deskbridge.causes import Unreachable, diagnose
 from deskbridge.model import ProvisioningRequest
 from deskbridge.secrets import SecretCache, SecretUnavailable
 
@@ -35,6 +36,7 @@ class TokenError(Exception):
     def __init__(self, message: str, kind: str) -> None:
         super().__init__(message)
         self.kind = kind
+        self.unreachable: Unreachable | None = None  # why Entra ID could not be reached (deskbridge.causes)
 
     @property
     def transient(self) -> bool:
@@ -66,7 +68,10 @@ def classify_token_failure(exc: BaseException) -> TokenError:
         if code in text:
             return TokenError(f"Entra ID refused the token request: {hint}", kind)
     if isinstance(exc, ServiceRequestError | ServiceResponseError | OSError):
-        return TokenError(f"Entra ID unreachable ({type(exc).__name__})", "transient")
+        cause = diagnose(exc, service="Entra ID", setting="AZURE_AUTHORITY_HOST")
+        failure = TokenError(cause.message if cause else f"Entra ID unreachable ({type(exc).__name__})", "transient")
+        failure.unreachable = cause
+        return failure
     if isinstance(exc, ClientAuthenticationError):
         # No error code we know: most often an unreachable authority.
         return TokenError(
@@ -257,6 +262,7 @@ class PointError(Exception):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.unreachable: Unreachable | None = None  # no answer at all: why (deskbridge.causes)
 
 
 class PointClient:
@@ -306,9 +312,9 @@ class PointClient:
                         sends=sends,
                     )
                 _log_call(request, None, started, self._clock(), "unreachable")
-                result = ProvisionResult(
-                    CallOutcome.TRANSIENT, message=f"Syskit Point unreachable ({_describe(exc)})", sends=sends
-                )
+                cause = diagnose(exc, service="Syskit Point", url=url, setting="POINT_URL")
+                message = cause.message if cause else f"Syskit Point unreachable ({_describe(exc)})"
+                result = ProvisionResult(CallOutcome.TRANSIENT, message=message, sends=sends)
                 wait = pause
             except requests.exceptions.Timeout:
                 sends += 1
@@ -389,7 +395,10 @@ class PointClient:
                     method, self.base_url + path, json=json, headers=_headers(token), timeout=self.timeouts
                 )
             except requests.RequestException as exc:
-                raise PointError(f"Syskit Point unreachable ({_describe(exc)})") from None
+                cause = diagnose(exc, service="Syskit Point", url=self.base_url + path, setting="POINT_URL")
+                failure = PointError(cause.message if cause else f"Syskit Point unreachable ({_describe(exc)})")
+                failure.unreachable = cause
+                raise failure from None
             if response.status_code == 401 and not refreshed:
                 refreshed = True
                 self.tokens.refresh()
