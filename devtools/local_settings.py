@@ -77,14 +77,14 @@ def restore(path: Path) -> list[str]:
     """Put back a file of the user's that a stack which did not stop cleanly left aside. Says what it did."""
     said: list[str] = []
     yours = yours_path(path)
-    if not yours.exists():
-        return said
     marker = stack_marker(path)
     if marker is not None and _alive(marker.get("pid")) and marker.get("pid") != os.getpid():
         raise SettingsBusy(
-            f"a local stack (pid {marker['pid']}) is running with {path}; stop it first (Ctrl+C in its terminal): "
-            f"it puts your own file back from {yours.name} when it stops"
+            f"a local stack (pid {marker['pid']}) is running with {path}; stop it first (Ctrl+C in its terminal, "
+            f"or kill {marker['pid']}): it puts back any file of yours when it stops"
         )
+    if not yours.exists():
+        return said
     if marker is not None or not path.exists():
         os.replace(yours, path)
         said.append(f"Put your {path.name} back from {yours.name} (a local stack had not stopped cleanly).")

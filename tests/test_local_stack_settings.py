@@ -137,6 +137,24 @@ def test_a_second_stack_does_not_take_a_file_another_one_holds(folder, tmp_path)
     assert path.read_bytes() == USERS_FILE
 
 
+def test_a_second_stack_does_not_take_the_file_of_a_running_one_either(folder, tmp_path):
+    folder.mkdir()
+    path = folder / "local.settings.json"
+    first = RunningStack(path, tmp_path / "one")
+    held = path.read_bytes()
+    second = subprocess.run(
+        [sys.executable, "-m", "devtools.stack", "--write-settings", str(path), "--workdir", str(tmp_path / "two")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 1 and f"kill {first.process.pid}" in second.stderr
+    assert path.read_bytes() == held
+    first.stop(signal.SIGTERM)
+    assert not path.exists()
+
+
 def test_without_a_users_file_the_stack_removes_its_own(folder, tmp_path):
     folder.mkdir()
     path = folder / "local.settings.json"
