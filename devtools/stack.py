@@ -17,7 +17,7 @@ import sys
 import threading
 from pathlib import Path
 
-from devtools.azurite import Azurite
+from devtools.azurite import Azurite, stop_leftover
 from devtools.desks import CallbackReceiver, JiraStandIn, ServiceNowStandIn
 from devtools.entra import EntraStandIn
 from devtools.keyvault import KeyVaultStandIn
@@ -58,7 +58,11 @@ class LocalStack:
         self.jira = JiraStandIn("bridge@contoso.com", self.jira_token, tls=context)
         self.servicenow = ServiceNowStandIn("bridge.integration", self.servicenow_password, tls=context)
         self.callbacks = CallbackReceiver(tls=context)
-        self.azurite = Azurite(workdir / "azurite.log", storage_location) if with_azurite else None
+        self.azurite = (
+            Azurite(workdir / "azurite.log", storage_location, pid_file=workdir / "azurite.pid")
+            if with_azurite
+            else None
+        )
         self._standins = (self.entra, self.vault, self.point, self.jira, self.servicenow, self.callbacks)
 
     def start(self) -> LocalStack:
@@ -186,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--restore-settings",
         action="store_true",
-        help="only put back a settings file of yours that a killed stack left aside, then exit",
+        help="only put back a settings file of yours that a killed stack left aside (and stop the Azurite it "
+        "left running), then exit",
     )
     args = parser.parse_args(argv)
     if args.restore_settings:
@@ -195,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         except SettingsBusy as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+        if stop_leftover(args.workdir / "azurite.pid"):
+            said.append("Stopped the Azurite that the killed stack left running.")
         print("\n".join(said) or f"Nothing to put back: no {yours_path(args.write_settings).name} here.")
         return 0
 

@@ -9,6 +9,7 @@ terminal, and SIGKILL followed by another start.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -91,13 +92,40 @@ def test_the_users_file_comes_back_byte_for_byte_however_the_stack_stops(folder,
     assert sorted(p.name for p in folder.iterdir()) == ["local.settings.json"]
 
 
+def azurite_left_by(workdir: Path) -> int:
+    """The process id of the Azurite a stack started in ``workdir``, if it still runs (else 0)."""
+    pid_file = workdir / "azurite.pid"
+    if not pid_file.exists():
+        return 0
+    pid = int(pid_file.read_text())
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return 0
+    return pid
+
+
+def wait_gone(pid: int) -> bool:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def test_after_sigkill_the_next_start_puts_the_users_file_back_first(folder, tmp_path):
     path = users_file(folder)
     killed = RunningStack(path, tmp_path / "work")
     killed.stop(signal.SIGKILL)
     assert stack_marker(path) is not None and yours_path(path).read_bytes() == USERS_FILE
+    orphan = azurite_left_by(tmp_path / "work")
+    assert orphan  # SIGKILL leaves the stack no time to stop it...
 
     again = RunningStack(path, tmp_path / "work")
+    assert wait_gone(orphan)  # ...the next start does
     first_lines = again.log.read_text()
     assert "Put your local.settings.json back from local.settings.json.yours" in first_lines
     assert yours_path(path).read_bytes() == USERS_FILE  # and set aside again for this run
@@ -108,8 +136,18 @@ def test_after_sigkill_the_next_start_puts_the_users_file_back_first(folder, tmp
 def test_after_sigkill_restore_settings_alone_puts_it_back(folder, tmp_path):
     path = users_file(folder)
     RunningStack(path, tmp_path / "work").stop(signal.SIGKILL)
+    orphan = azurite_left_by(tmp_path / "work")
     done = subprocess.run(
-        [sys.executable, "-m", "devtools.stack", "--write-settings", str(path), "--restore-settings"],
+        [
+            sys.executable,
+            "-m",
+            "devtools.stack",
+            "--write-settings",
+            str(path),
+            "--restore-settings",
+            "--workdir",
+            str(tmp_path / "work"),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -118,6 +156,7 @@ def test_after_sigkill_restore_settings_alone_puts_it_back(folder, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "Put your local.settings.json back" in done.stdout
     assert path.read_bytes() == USERS_FILE and not yours_path(path).exists()
+    assert "Stopped the Azurite" in done.stdout and wait_gone(orphan)
 
 
 def test_a_second_stack_does_not_take_a_file_another_one_holds(folder, tmp_path):
