@@ -42,9 +42,9 @@ CONNECTION = "connection"  # any other connection failure (reset, network unreac
 
 AZURITE_PORTS = frozenset({10000, 10001, 10002})  # Azurite's default blob, queue and table ports
 START_LOCAL_STACK = (
-    "start the local stack in another terminal: .venv/bin/python -m devtools.stack (it starts the stand-ins and "
-    "Azurite and writes local.settings.json for their ports; scripts/run-local does the same when Azure Functions "
-    "Core Tools are installed, else it runs the self-contained demo, which leaves nothing running)"
+    "start the local stack in another terminal: .venv/bin/python -m devtools.stack (it writes local.settings.json "
+    "for its new ports). scripts/run-local starts it only when Azure Functions Core Tools are installed; without "
+    "them it runs the demo, which leaves nothing running"
 )
 
 

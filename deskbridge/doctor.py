@@ -322,6 +322,8 @@ def point_problem(exc: Any, point_url: str) -> tuple[str, str]:
         return str(exc), f"check POINT_URL ({point_url}): it is the Syskit Point base URL"
     if exc.unreachable is not None:
         return str(exc), exc.unreachable.hint
+    if exc.token:
+        return str(exc), "python -m deskbridge doctor says which step fails (Key Vault, the token) and what to do"
     if exc.status is None:
         return str(exc), f"check POINT_URL ({point_url}) and that this machine can reach it"
     return str(exc), "Syskit Point answered with an error: try again, then contact Syskit support"

@@ -80,6 +80,13 @@ def classify_token_failure(exc: BaseException) -> TokenError:
     return TokenError(f"token request failed ({type(exc).__name__})", "transient")
 
 
+def _secret_failure(exc: SecretUnavailable) -> TokenError:
+    """No token, because the client secret could not be read from Key Vault (and why, if known)."""
+    failure = TokenError(str(exc), "transient" if exc.transient else "config")
+    failure.unreachable = exc.unreachable
+    return failure
+
+
 _RENEW_BEFORE_EXPIRY = 300  # seconds: renew a token this long before it expires, as azure-identity does
 _STILL_VALID_MARGIN = 30  # seconds: a token this close to expiry is not handed out any more
 
@@ -130,7 +137,7 @@ class TokenSource:
                 self._token = credential.get_token(self._scope)
                 return self._token.token
             except SecretUnavailable as exc:
-                raise TokenError(str(exc), "transient" if exc.transient else "config") from None
+                raise _secret_failure(exc) from None
             except Exception as exc:  # azure-identity raises several types; classify by content
                 failure = classify_token_failure(exc)
             if failure.transient:
@@ -155,7 +162,7 @@ def client_secret_tokens(
         try:
             secret = secrets.value(secret_name, refresh=refresh_secret)
         except SecretUnavailable as exc:
-            raise TokenError(str(exc), "transient" if exc.transient else "config") from None
+            raise _secret_failure(exc) from None
         # The authority follows AZURE_AUTHORITY_HOST (sovereign clouds, local stand-ins).
         return ClientSecretCredential(tenant_id, client_id, secret, disable_instance_discovery=True)
 
@@ -263,6 +270,7 @@ class PointError(Exception):
         super().__init__(message)
         self.status = status
         self.unreachable: Unreachable | None = None  # no answer at all: why (deskbridge.causes)
+        self.token = False  # no call was made: there was no token (Key Vault, Entra ID)
 
 
 class PointClient:
@@ -389,7 +397,9 @@ class PointClient:
             try:
                 token = self.tokens.token()
             except TokenError as exc:
-                raise PointError(str(exc)) from None
+                failure = PointError(str(exc))
+                failure.unreachable, failure.token = exc.unreachable, True
+                raise failure from None
             try:
                 response = self.session.request(
                     method, self.base_url + path, json=json, headers=_headers(token), timeout=self.timeouts
