@@ -106,7 +106,8 @@ def test_a_stopped_stack_is_nothing_listening_within_seconds(stack, newcomer, tm
     storage_line, storage_hint = lines_of(out, "storage")
     assert f"storage unreachable: nothing listens on 127.0.0.1:{port}" in storage_line
     assert "python -m devtools.stack" in storage_hint
-    assert "scripts/run-local starts it" not in out  # not true without Core Tools
+    assert "is Azurite running (scripts/run-local starts it)?" not in out  # untrue without Core Tools
+    assert "scripts/run-local starts it only when Azure Functions Core Tools are installed" in storage_hint
 
     # list says the same, with the same hint, and never a bare SDK error.
     code, out, err, seconds = newcomer("list")
@@ -117,6 +118,12 @@ def test_a_stopped_stack_is_nothing_listening_within_seconds(stack, newcomer, tm
     assert code == 1 and err == ""
     [problem] = json.loads(out)["problems"]
     assert "nothing listens" in problem["message"] and problem["hint"] == storage_hint[3:]
+
+    # templates needs a token, hence the client secret from the vault: it names that cause, not POINT_URL.
+    code, out, err, seconds = newcomer("templates")
+    assert code == 1 and seconds < QUICK
+    assert err.splitlines() == [f"error: Key Vault secret 'point-client-secret': {vault.split(': ', 1)[1]}",
+                                f"  -> {vault_hint[3:]}"]
 
 
 def test_azurite_not_running_on_its_default_ports_says_so(stack, newcomer, tmp_path):
