@@ -15,6 +15,11 @@ resolve, a timeout, a failed TLS handshake, or a missing CA bundle file::
         if cause:
             print(cause.message, "->", cause.hint)
 
+``message`` names the address (for the person at the terminal); ``brief``
+does not, and is what goes into exceptions, logs and the ledger's last error,
+which the status route shows to any caller with a function key; ``in_full``
+turns one into the other.
+
 It imports nothing from the rest of the bridge, so any adapter, ``doctor``
 check or command can use it. The operator commands tell it which
 ``local.settings.json`` they loaded (:func:`note_local_settings`), so a hint
@@ -75,10 +80,17 @@ class Unreachable:
     address: str  # host:port
     phrase: str  # e.g. "nothing listens on 127.0.0.1:10002 (connection refused)"
     hint: str
+    general: str = ""  # the phrase without the address, e.g. "nothing listens there (connection refused)"
 
     @property
     def message(self) -> str:
+        """For the person at the terminal (doctor, the commands): with the address."""
         return f"{self.service} unreachable: {self.phrase}"
+
+    @property
+    def brief(self) -> str:
+        """For exceptions, logs and the ledger's last error, which the status route shows: no address."""
+        return f"{self.service} unreachable: {self.general or self.phrase}"
 
     @property
     def loopback(self) -> bool:
@@ -125,7 +137,22 @@ def diagnose(exc: BaseException, *, service: str, url: str = "", setting: str = 
         TLS: f"the TLS handshake with {address} failed ({detail})",
         CONNECTION: f"the connection to {address} failed ({detail})",
     }[kind]
-    return Unreachable(kind, service, address, phrase, _hint(kind, host, port, detail, setting or service, url))
+    general = {
+        CERTIFICATE: f"its certificate is not trusted ({detail})",
+        CA_BUNDLE: "the CA bundle REQUESTS_CA_BUNDLE names does not exist",
+        REFUSED: "nothing listens there (connection refused)",
+        NAME: "its name does not resolve (DNS)",
+        TIMEOUT: f"no answer in time ({detail})",
+        TLS: f"the TLS handshake failed ({detail})",
+        CONNECTION: f"the connection failed ({detail})",
+    }[kind]
+    hint = _hint(kind, host, port, detail, setting or service, url)
+    return Unreachable(kind, service, address, phrase, hint, general)
+
+
+def in_full(text: str, cause: Unreachable | None) -> str:
+    """``text`` (an exception's message) with the cause's brief form replaced by the full one, address included."""
+    return text.replace(cause.brief, cause.message) if cause is not None else text
 
 
 # -- the chain -------------------------------------------------------------------------

@@ -94,7 +94,7 @@ _SERVICES = {"storage": ("storage", "AzureWebJobsStorage"), "point": ("Syskit Po
 
 def problems_from(exc: BaseException, needs: Sequence[str] = ()) -> Failure:
     """Whatever a command raised, as problems with what to do. Never a traceback, never a secret."""
-    from deskbridge.causes import diagnose
+    from deskbridge.causes import diagnose, in_full
     from deskbridge.point import PointError, TokenError
     from deskbridge.secrets import SecretUnavailable
     from deskbridge.settings import ConfigurationError
@@ -107,13 +107,14 @@ def problems_from(exc: BaseException, needs: Sequence[str] = ()) -> Failure:
     if isinstance(exc, SecretUnavailable):
         from deskbridge.doctor import secret_hint
 
-        return Failure(Problem(str(exc), secret_hint(exc, "the *_SECRET_NAME setting", "KEY_VAULT_URL")))
+        hint = secret_hint(exc, "the *_SECRET_NAME setting", "KEY_VAULT_URL")
+        return Failure(Problem(in_full(str(exc), exc.unreachable), hint))
     if isinstance(exc, PointError):
         from deskbridge.doctor import point_problem
 
         return Failure(Problem(*point_problem(exc, os.environ.get("POINT_URL", "POINT_URL"))))
     if isinstance(exc, TokenError):
-        return Failure(Problem(str(exc), exc.unreachable.hint if exc.unreachable else doctor))
+        return Failure(Problem(in_full(str(exc), exc.unreachable), exc.unreachable.hint if exc.unreachable else doctor))
     service, setting = next((_SERVICES[group] for group in needs if group in _SERVICES), ("a service", ""))
     cause = diagnose(exc, service=service, setting=setting)
     if cause is not None:

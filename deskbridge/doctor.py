@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from deskbridge.causes import in_full
 from deskbridge.cli import command, emit
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
@@ -192,7 +193,8 @@ def check_key_vault(ctx: Context) -> Result:
     except SecretUnavailable as exc:
         if exc.unreachable is not None:
             ctx.found["vault unreachable"] = exc.unreachable
-        return Result.fail(str(exc), secret_hint(exc, "POINT_CLIENT_SECRET_NAME", s.key_vault_url))
+        hint = secret_hint(exc, "POINT_CLIENT_SECRET_NAME", s.key_vault_url)
+        return Result.fail(in_full(str(exc), exc.unreachable), hint)
     return Result.ok(f"read the client secret {name!r} from {s.key_vault_url}")
 
 
@@ -225,7 +227,7 @@ def check_other_secrets(ctx: Context) -> Result:
         try:
             ctx.runtime.secrets.get(name, refresh=True)
         except SecretUnavailable as exc:
-            failures.append(f"{setting}: {exc}")
+            failures.append(f"{setting}: {in_full(str(exc), exc.unreachable)}")
             first = first or (setting, exc)
             if exc.unreachable is not None:  # the other reads would wait and fail the same way
                 if index + 1 < len(named):
@@ -305,7 +307,7 @@ def check_token(ctx: Context) -> Result:
                 if exc.transient else "see the message; docs/operations.md lists the usual causes")
         if exc.unreachable is not None:
             hint = exc.unreachable.hint
-        return Result.fail(str(exc), hint)
+        return Result.fail(in_full(str(exc), exc.unreachable), hint)
     return Result.ok(f"got a token for {s.point_scope} as app {s.point_client_id} ({s.point_auth_mode} mode)")
 
 
@@ -321,7 +323,7 @@ def point_problem(exc: Any, point_url: str) -> tuple[str, str]:
     if exc.status == 404:
         return str(exc), f"check POINT_URL ({point_url}): it is the Syskit Point base URL"
     if exc.unreachable is not None:
-        return str(exc), exc.unreachable.hint
+        return in_full(str(exc), exc.unreachable), exc.unreachable.hint
     if exc.token:
         return str(exc), "python -m deskbridge doctor says which step fails (Key Vault, the token) and what to do"
     if exc.status is None:

@@ -69,7 +69,7 @@ def classify_token_failure(exc: BaseException) -> TokenError:
             return TokenError(f"Entra ID refused the token request: {hint}", kind)
     if isinstance(exc, ServiceRequestError | ServiceResponseError | OSError):
         cause = diagnose(exc, service="Entra ID", setting="AZURE_AUTHORITY_HOST")
-        failure = TokenError(cause.message if cause else f"Entra ID unreachable ({type(exc).__name__})", "transient")
+        failure = TokenError(cause.brief if cause else f"Entra ID unreachable ({type(exc).__name__})", "transient")
         failure.unreachable = cause
         return failure
     if isinstance(exc, ClientAuthenticationError):
@@ -321,7 +321,7 @@ class PointClient:
                     )
                 _log_call(request, None, started, self._clock(), "unreachable")
                 cause = diagnose(exc, service="Syskit Point", url=url, setting="POINT_URL")
-                message = cause.message if cause else f"Syskit Point unreachable ({_describe(exc)})"
+                message = cause.brief if cause else f"Syskit Point unreachable ({_describe(exc)})"
                 result = ProvisionResult(CallOutcome.TRANSIENT, message=message, sends=sends)
                 wait = pause
             except requests.exceptions.Timeout:
@@ -406,7 +406,7 @@ class PointClient:
                 )
             except requests.RequestException as exc:
                 cause = diagnose(exc, service="Syskit Point", url=self.base_url + path, setting="POINT_URL")
-                failure = PointError(cause.message if cause else f"Syskit Point unreachable ({_describe(exc)})")
+                failure = PointError(cause.brief if cause else f"Syskit Point unreachable ({_describe(exc)})")
                 failure.unreachable = cause
                 raise failure from None
             if response.status_code == 401 and not refreshed:

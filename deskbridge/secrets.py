@@ -121,7 +121,7 @@ class SecretCache:
             cause = diagnose(
                 exc, service="Entra ID (signing in to Key Vault)", url=authority, setting="AZURE_AUTHORITY_HOST"
             )
-            reason = cause.message if cause else f"authentication to Key Vault failed ({_first_line(exc)})"
+            reason = cause.brief if cause else f"authentication to Key Vault failed ({_first_line(exc)})"
             raise SecretUnavailable(name, reason, True, cause) from None
         except HttpResponseError as exc:
             status = getattr(exc, "status_code", None)
@@ -134,7 +134,7 @@ class SecretCache:
             cause = diagnose(
                 exc, service="Key Vault", url=getattr(self._client, "vault_url", ""), setting="KEY_VAULT_URL"
             )
-            reason = cause.message if cause else f"Key Vault unreachable ({type(exc).__name__})"
+            reason = cause.brief if cause else f"Key Vault unreachable ({type(exc).__name__})"
             raise SecretUnavailable(name, reason, True, cause) from None
         value = bundle.value or ""
         if not value:

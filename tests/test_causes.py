@@ -171,3 +171,17 @@ def test_a_name_that_does_not_resolve_and_a_silent_server_are_told_apart():
 def test_an_error_that_is_no_connection_problem_is_not_diagnosed():
     assert diagnose(ValueError("bad JSON"), service="Syskit Point") is None
     assert diagnose(KeyError("x"), service="storage") is None
+
+
+def test_the_ledger_names_the_cause_but_not_the_address(bridge):
+    """lastError goes to anyone with a function key (the status route): the cause, without hosts or ports."""
+    from conftest import fixture
+
+    port = closed_port()
+    bridge.configure(KEY_VAULT_URL=f"https://127.0.0.1:{port}")
+    started = time.monotonic()
+    status, body = bridge.http("provision", fixture("syskit_jira_custom_body.json"))
+    assert (status, body["status"]) == (202, "queued") and time.monotonic() - started < QUICK
+    _, shown = bridge.status(body["ticket"]["source"], body["ticket"]["id"])
+    assert "Key Vault unreachable: nothing listens there (connection refused)" in shown["lastError"]
+    assert str(port) not in json.dumps(shown) and "127.0.0.1" not in json.dumps(shown)
