@@ -112,7 +112,7 @@ def problems_from(exc: BaseException, needs: Sequence[str] = ()) -> Failure:
     if isinstance(exc, PointError):
         from deskbridge.doctor import point_problem
 
-        return Failure(Problem(*point_problem(exc, os.environ.get("POINT_URL", "POINT_URL"))))
+        return Failure(Problem(*point_problem(exc, runtime().settings.raw("POINT_URL") or "not set")))
     if isinstance(exc, TokenError):
         return Failure(Problem(in_full(str(exc), exc.unreachable), exc.unreachable.hint if exc.unreachable else doctor))
     service, setting = next((_SERVICES[group] for group in needs if group in _SERVICES), ("a service", ""))
