@@ -4,6 +4,13 @@ Every command has ``--help``, exits non-zero when it fails, and prints a
 table for people or JSON with ``--json``. Settings come from the environment,
 or from ``local.settings.json`` (its ``Values``) when that file is present
 and a setting is not already set.
+
+Errors come from one place: whatever a command raises is turned into
+:class:`Problem` s by :func:`problems_from` and printed by :func:`report`,
+as ``error:`` lines with what to do (``->``) on stderr, or with ``--json`` as
+one JSON object on stdout: ``{"ok": false, "error": ..., "problems": [...]}``.
+A command names the settings it needs (``needs=``): all of them that are
+missing or malformed are named before it runs.
 """
 
 from __future__ import annotations
@@ -13,44 +20,175 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 Setup = Callable[[argparse.ArgumentParser], None]
-_COMMANDS: dict[str, tuple[str, Setup]] = {}
 
 
-def command(name: str, help: str) -> Callable[[Setup], Setup]:
-    """Register ``setup(parser)`` for a sub-command; ``setup`` names the handler with ``set_defaults(func=...)``."""
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    setup: Setup
+    needs: tuple[str, ...]  # setting groups (deskbridge.settings.SETTING_GROUPS) checked before it runs
+    settings: bool  # reads local.settings.json
+
+
+_COMMANDS: dict[str, Command] = {}
+
+
+def command(
+    name: str, help: str, *, needs: Sequence[str] = (), settings: bool = True
+) -> Callable[[Setup], Setup]:
+    """Register ``setup(parser)`` for a sub-command; ``setup`` names the handler with ``set_defaults(func=...)``.
+
+    ``needs``: the setting groups the command uses, all checked (and every problem named) before it runs;
+    ``settings=False``: the command brings its own settings (the demo) and reads no local.settings.json.
+    """
 
     def register(setup: Setup) -> Setup:
-        _COMMANDS[name] = (help, setup)
+        _COMMANDS[name] = Command(name, help, setup, tuple(needs), settings)
         return setup
 
     return register
 
 
+# -- errors: one form, from one place ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing that is wrong, and what to do about it."""
+
+    message: str
+    hint: str = ""
+    setting: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {key: value for key, value in asdict(self).items() if value or key == "message"}
+
+
 class Failure(Exception):
-    """A command failed for a reason the operator can act on."""
+    """A command failed for reasons the operator can act on (one or more :class:`Problem` s)."""
+
+    def __init__(self, *problems: Problem | str, exit_code: int = 1, details: dict[str, Any] | None = None) -> None:
+        self.problems = [p if isinstance(p, Problem) else Problem(p) for p in problems]
+        self.exit_code = exit_code
+        self.details = details or {}  # more for the JSON form (the demo's steps so far)
+        super().__init__("; ".join(p.message for p in self.problems))
+
+
+def settings_problems(errors: Sequence[Any]) -> Failure:
+    """Missing or malformed settings (ConfigurationError), all in one failure."""
+    from deskbridge.settings import SETTINGS_HINT
+
+    problems = [Problem(f"setting {e.setting} {e.problem}", SETTINGS_HINT, e.setting) for e in errors]
+    return Failure(*problems, exit_code=2)
+
+
+# The service behind a bare SDK error, by the setting group a command needs.
+_SERVICES = {"storage": ("storage", "AzureWebJobsStorage"), "point": ("Syskit Point", "POINT_URL")}
+
+
+def problems_from(exc: BaseException, needs: Sequence[str] = ()) -> Failure:
+    """Whatever a command raised, as problems with what to do. Never a traceback, never a secret."""
+    from deskbridge.causes import diagnose, in_full
+    from deskbridge.point import PointError, TokenError
+    from deskbridge.secrets import SecretUnavailable
+    from deskbridge.settings import ConfigurationError
+
+    doctor = "python -m deskbridge doctor checks the settings and each service in turn, and says what to fix"
+    if isinstance(exc, Failure):
+        return exc
+    if isinstance(exc, ConfigurationError):
+        return settings_problems([exc])
+    if isinstance(exc, SecretUnavailable):
+        from deskbridge.doctor import secret_hint
+
+        hint = secret_hint(exc, "the *_SECRET_NAME setting", "KEY_VAULT_URL")
+        return Failure(Problem(in_full(str(exc), exc.unreachable), hint))
+    if isinstance(exc, PointError):
+        from deskbridge.doctor import point_problem
+
+        return Failure(Problem(*point_problem(exc, runtime().settings.raw("POINT_URL") or "not set")))
+    if isinstance(exc, TokenError):
+        return Failure(Problem(in_full(str(exc), exc.unreachable), exc.unreachable.hint if exc.unreachable else doctor))
+    service, setting = next((_SERVICES[group] for group in needs if group in _SERVICES), ("a service", ""))
+    cause = diagnose(exc, service=service, setting=setting)
+    if cause is not None:
+        return Failure(Problem(cause.message, cause.hint))
+    lines = str(exc).strip().splitlines()
+    return Failure(Problem(f"{type(exc).__name__}: {lines[0][:300] if lines else 'no detail'}", doctor))
+
+
+def report(failure: Failure, as_json: bool, usage: str = "") -> int:
+    """Print a failure in the form asked for; returns the exit code."""
+    if as_json:
+        body: dict[str, Any] = {"ok": False, "error": str(failure), "problems": [p.as_dict() for p in failure.problems]}
+        body |= failure.details
+        if usage:
+            body["usage"] = usage.strip()
+        print(json.dumps(body, indent=2, default=str))
+        return failure.exit_code
+    if usage:
+        print(usage.rstrip(), file=sys.stderr)
+    problems = failure.problems
+    for index, problem in enumerate(problems):
+        print(f"error: {problem.message}", file=sys.stderr)
+        following = problems[index + 1].hint if index + 1 < len(problems) else None
+        if problem.hint and problem.hint != following:  # a hint shared by the next problems is said once, after them
+            print(f"  -> {problem.hint}", file=sys.stderr)
+    return failure.exit_code
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument error is reported like every other error (text, or JSON with --json)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(self, message)
+
+
+class _UsageError(Exception):
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+
+
+# -- settings ------------------------------------------------------------------------------
 
 
 def load_local_settings(path: Path = Path("local.settings.json")) -> None:
     """Values from local.settings.json, for settings the environment does not set."""
+    from deskbridge.causes import LocalSettings, note_local_settings
+
     if not path.is_file():
+        note_local_settings(None)
         return
     try:
-        values = json.loads(path.read_text()).get("Values", {})
-    except (ValueError, AttributeError):
-        raise Failure(f"{path} is not valid JSON") from None
+        content = json.loads(path.read_text())
+    except ValueError:
+        content = None
+    values = content.get("Values", {}) if isinstance(content, dict) else None
+    if not isinstance(values, dict):
+        raise Failure(Problem(f"{path} is not valid JSON with a Values object",
+                              "correct it (local.settings.example.json shows the form), or move it away to use the "
+                              "environment alone"), exit_code=2)
     for key, value in values.items():
         if isinstance(value, str) and value and key not in os.environ:
             os.environ[key] = value
+    bundle = values.get("REQUESTS_CA_BUNDLE")
+    note_local_settings(LocalSettings(str(path), bundle if isinstance(bundle, str) else "", "LocalStack" in content))
 
 
 def runtime() -> Any:
     from deskbridge import runtime as runtimes
 
     return runtimes.current()
+
+
+# -- output --------------------------------------------------------------------------------
 
 
 def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
@@ -76,11 +214,14 @@ def emit(args: argparse.Namespace, data: Any, rows: Sequence[dict[str, Any]] | N
 
 # -- list and replay -------------------------------------------------------------
 
-@command("list", "list requests by status (a table: source, ticket, status, attempts, last error, next attempt)")
+STATUSES = ["pending", "submitted", "queued", "rejected", "uncertain", "failed", "provisioning", "completed",
+            "point_failed"]
+
+
+@command("list", "list requests by status (a table: source, ticket, status, attempts, last error, next attempt)",
+         needs=("storage",))
 def _list_setup(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--status", action="append",
-                        choices=["pending", "submitted", "queued", "rejected", "uncertain", "failed",
-                                 "provisioning", "completed", "point_failed"],
+    parser.add_argument("--status", action="append", choices=STATUSES,
                         help="only these statuses (repeat for several); default: queued, failed, uncertain")
     parser.add_argument("--all", action="store_true", help="every status")
     parser.set_defaults(func=_list)
@@ -96,27 +237,32 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-@command("replay", "queue a failed or uncertain request for another attempt (after checking Syskit Point)")
+@command("replay", "queue a failed or uncertain request for another attempt (after checking Syskit Point)",
+         needs=("storage",))
 def _replay_setup(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="jira, servicenow, provision, ...")
     parser.add_argument("ticket", help="the ticket id, e.g. HR-42 or RITM0010452")
-    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation (needed with --json)")
     parser.set_defaults(func=_replay)
 
 
 def _replay(args: argparse.Namespace) -> int:
     from deskbridge.service import Bridge
 
+    if args.json and not args.yes:
+        raise Failure(Problem("replay --json does not ask for confirmation", "add --yes"))
     bridge = Bridge(runtime())
     record = bridge.runtime.ledger.get(args.source, args.ticket)
     if record is None:
-        raise Failure(f"no request is recorded for {args.source}/{args.ticket}")
+        raise Failure(Problem(f"no request is recorded for {args.source}/{args.ticket}",
+                              "python -m deskbridge list --all shows what is recorded"))
     if not args.yes:
         print(f"{args.source}/{args.ticket} is {record.status} (last error: {record.last_error or '-'}).")
         if record.status == "uncertain":
             print("It may already exist in Syskit Point: check there first, or it may be provisioned twice.")
         if not sys.stdin.isatty():
-            raise Failure("not confirmed: run it in a terminal, or add --yes")
+            raise Failure(Problem("not confirmed: there is no terminal to ask in",
+                                  "run it in a terminal, or add --yes"))
         if input("Send it to Syskit Point again? [y/N] ").strip().lower() not in ("y", "yes"):
             print("Nothing done.")
             return 1
@@ -130,29 +276,45 @@ def _replay(args: argparse.Namespace) -> int:
 
 # -- Syskit Point -----------------------------------------------------------------
 
-@command("templates", "list Syskit Point's provisioning templates")
+@command("templates", "list Syskit Point's provisioning templates", needs=("point",))
 def _templates_setup(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=_templates)
 
 
 def _templates(args: argparse.Namespace) -> int:
-    from deskbridge.point import PointError
-
-    try:
-        templates = runtime().point.templates()
-    except PointError as exc:
-        raise Failure(str(exc)) from None
+    templates = runtime().point.templates()
     rows = [{"id": t.get("id"), "name": t.get("name") or t.get("displayName"),
              "type": t.get("workspaceType") or t.get("type")} for t in templates]
     emit(args, templates, rows, ("id", "name", "type"))
     return 0
 
 
-@command("webhooks", "register, list or delete Syskit Point webhook endpoints (needs Point.Admin)")
+_REGISTER_HELP = """\
+Register the bridge's /api/point/events URL with Syskit Point, so that it
+sends the bridge its provisioning started, completed and failed events.
+Needs the Point.Admin application permission on the integration app.
+
+URL is https://<app>.azurewebsites.net/api/point/events?code=<key>, where
+<key> is a function key of the point_events function:
+  az functionapp function keys list -g <resource group> -n <app> --function-name point_events
+Syskit Point gets the whole URL; the key is never printed."""
+
+
+@command("webhooks", "register, list or delete Syskit Point webhook endpoints (needs Point.Admin)", needs=("point",))
 def _webhooks_setup(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["register", "list", "delete"])
-    parser.add_argument("url", nargs="?", help="the bridge's /api/point/events URL, with ?code=<function key>")
-    parser.add_argument("--types", default="*", help="event types, comma-separated (default: all)")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    register = actions.add_parser("register", help="register the bridge's events URL with Syskit Point",
+                                  description=_REGISTER_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    register.add_argument("url", metavar="URL", help="the events URL, function key included (see above)")
+    register.add_argument("--types", default="*",
+                          help="event types, comma-separated, e.g. ProvisioningCompleted,ProvisioningFailed "
+                               "(default: * for all)")
+    actions.add_parser("list", help="list the registered webhook endpoints (function keys hidden)",
+                       description="List the webhook endpoints registered with Syskit Point, and their event types. "
+                                   "Function keys in the URLs are shown as ***.")
+    delete = actions.add_parser("delete", help="delete a registered webhook endpoint",
+                                description="Delete a webhook endpoint registered with Syskit Point.")
+    delete.add_argument("url", metavar="URL", help="the endpoint URL exactly as registered, function key included")
     parser.set_defaults(func=_webhooks)
 
 
@@ -160,8 +322,6 @@ def _webhooks(args: argparse.Namespace) -> int:
     from deskbridge.point import PointError
 
     point = runtime().point
-    if args.action != "list" and not args.url:
-        raise Failure(f"webhooks {args.action} needs the endpoint URL")
     try:
         if args.action == "list":
             listed = point.call("GET", "/v1.0/webhooks/endpoints") or []
@@ -178,11 +338,15 @@ def _webhooks(args: argparse.Namespace) -> int:
             emit(args, {"deleted": _hide_code(args.url)} if args.json else f"Deleted {_hide_code(args.url)}.")
     except PointError as exc:
         if exc.status == 403:
-            raise Failure("Syskit Point refused (403): webhook registration needs the Point.Admin application "
-                          "permission on the integration app, with admin consent") from None
+            raise Failure(Problem("Syskit Point refused (403): webhook registration needs the Point.Admin "
+                                  "application permission on the integration app, with admin consent",
+                                  "in Entra ID, app POINT_CLIENT_ID > API permissions: add Point.Admin of the "
+                                  "Syskit Point API and grant admin consent; or register the webhook in Syskit "
+                                  "Point yourself")) from None
         if exc.status == 404 and args.action == "delete":
-            raise Failure(f"no webhook is registered for {_hide_code(args.url)}") from None
-        raise Failure(str(exc)) from None
+            raise Failure(Problem(f"no webhook is registered for {_hide_code(args.url)}",
+                                  "python -m deskbridge webhooks list shows the registered ones")) from None
+        raise
     return 0
 
 
@@ -198,13 +362,23 @@ def _hide_code(url: str) -> str:
 # -- entry point -------------------------------------------------------------------
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="python -m deskbridge", description="Point Desk Bridge operator commands.")
+    top = _Parser(prog="python -m deskbridge", description="Point Desk Bridge operator commands.")
     subcommands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (help, setup) in _COMMANDS.items():
-        sub = subcommands.add_parser(name, help=help, description=help)
-        sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
-        setup(sub)
+    for entry in _COMMANDS.values():
+        sub = subcommands.add_parser(entry.name, help=entry.help, description=entry.help)
+        entry.setup(sub)
+        _add_json(sub)
     return top
+
+
+def _add_json(parser: argparse.ArgumentParser) -> None:
+    """--json on every command that runs (the leaves: on ``webhooks register``, not on ``webhooks``)."""
+    nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not nested:
+        parser.add_argument("--json", action="store_true", help="print JSON instead of a table (errors too)")
+    for action in nested:
+        for child in dict.fromkeys(action.choices.values()):
+            _add_json(child)
 
 
 def _load_plugins() -> None:
@@ -221,21 +395,25 @@ def _load_plugins() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     _load_plugins()
-    args = parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        if args.command not in ("demo",):
+        args = parser().parse_args(argv)
+    except _UsageError as exc:
+        hint = f"{exc.parser.prog} --help says what it takes"
+        return report(Failure(Problem(str(exc), hint), exit_code=2), "--json" in argv, exc.parser.format_usage())
+    as_json = getattr(args, "json", False)
+    entry = _COMMANDS[args.command]
+    try:
+        if entry.settings:
             load_local_settings()
-        return int(args.func(args) or 0)
-    except Failure as exc:
-        if getattr(args, "json", False):
-            print(json.dumps({"error": str(exc)}))
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # a setting or a service: say which, never a traceback of secrets
-        from deskbridge.settings import ConfigurationError
+        if entry.needs:
+            from deskbridge.settings import check_all
 
-        if isinstance(exc, ConfigurationError):
-            print(f"error: setting {exc.setting} {exc.problem}", file=sys.stderr)
-            return 2
-        print(f"error: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}", file=sys.stderr)
-        return 1
+            errors = check_all(runtime().settings, entry.needs)
+            if errors:
+                raise settings_problems(errors)
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # every failure, in one form
+        return report(problems_from(exc, entry.needs), as_json)

@@ -38,7 +38,7 @@ from typing import Any
 
 from deskbridge.cli import Failure, command
 
-EVENTS_URL = "http://localhost:7071/api/point/events"
+EVENTS_URL = "http://localhost:7071/api/point/events"  # where func start would take them; the demo has no listener
 DEMO_ISSUE_KEY = "HR-42"
 DEMO_RITM = "RITM0010452"
 DEMO_RITM_SYS_ID = "8f1c2b7e4f3a1210a1b2c3d4e5f60718"
@@ -263,7 +263,9 @@ def _play(stack: Any, runtime: Any, steps: Steps, jira_secret: str, signing_secr
     point = stack.point
     point.webhooks[EVENTS_URL] = ["*"]
     point.deliver = _deliver_in_process(steps)
-    steps.say(f"Registered the bridge's {EVENTS_URL} with the simulator for every event type.\n")
+    steps.say("The simulator hands its webhooks (every event type) straight to the bridge's point_events function "
+              "in this process;\nnothing listens on a port (under func start they go to "
+              f"{EVENTS_URL}).\n")
     steps.restart_clock()
 
     body = json.dumps(jira_admin_webhook()).encode("utf-8")
@@ -387,7 +389,8 @@ def _report_desk_writes(stack: Any, steps: Steps, seen: dict[str, int]) -> None:
 # -- the command ------------------------------------------------------------------------
 
 
-@command("demo", "run a Jira and a ServiceNow approval end to end on this machine (no Azure, no Core Tools)")
+@command("demo", "run a Jira and a ServiceNow approval end to end on this machine (no Azure, no Core Tools)",
+         settings=False)
 def _demo_setup(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=20.0,
                         help="seconds to wait for Syskit Point's events and the ticket updates (default 20)")
@@ -401,10 +404,7 @@ def _demo(args: argparse.Namespace) -> int:
     try:
         result = run(steps, args.timeout)
     except Failure as exc:
-        if args.json:
-            print(json.dumps({"ok": False, "error": str(exc), "steps": [asdict(s) for s in steps.items]}, indent=2))
-            return 1
-        raise
+        raise Failure(*exc.problems, details={"steps": [asdict(s) for s in steps.items]}) from None
     elapsed = round(time.monotonic() - began, 1)
     if args.json:
         print(json.dumps({"ok": True, "seconds": elapsed, "steps": [asdict(s) for s in steps.items]} | result,

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from deskbridge.causes import in_full
 from deskbridge.cli import command, emit
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
@@ -110,7 +111,7 @@ class Outcome:
 
 def run_checks(runtime: Any, checks: Sequence[Check] | None = None) -> list[Outcome]:
     """Run every check in order; never raises."""
-    from deskbridge.settings import ConfigurationError
+    from deskbridge.settings import SETTINGS_HINT, ConfigurationError
 
     _load_extensions()
     context = Context(runtime)
@@ -125,8 +126,7 @@ def run_checks(runtime: Any, checks: Sequence[Check] | None = None) -> list[Outc
         try:
             result = entry.run(context)
         except ConfigurationError as exc:
-            result = Result.fail(f"setting {exc.setting} {exc.problem}", "set it in the app settings "
-                                 "(local.settings.json when running locally); see the README's settings table")
+            result = Result.fail(f"setting {exc.setting} {exc.problem}", SETTINGS_HINT)
         except Exception as exc:  # a check must say what broke, not crash the others
             result = Result.fail(f"{type(exc).__name__}: {_first_line(exc)}")
         if result.state == FAIL:
@@ -151,21 +151,21 @@ def _first_line(exc: BaseException) -> str:
 
 # == the checks =====================================================================
 
-_SETTINGS_HINT = ("set them in the app settings (local.settings.json when running locally); the README's settings "
-                  "table says what each holds")
-
-
 @check("settings")
 def check_settings(ctx: Context) -> Result:
-    from deskbridge.settings import check_all
+    from deskbridge.settings import SETTINGS_HINT, check_all
 
     problems = check_all(ctx.settings)
     if problems:
-        return Result.fail("; ".join(f"{p.setting} {p.problem}" for p in problems), _SETTINGS_HINT)
+        return Result.fail("; ".join(f"{p.setting} {p.problem}" for p in problems), SETTINGS_HINT)
     return Result.ok("every setting is present and well formed")
 
 
-def _secret_hint(reason: str, setting: str, vault: str) -> str:
+def secret_hint(exc: Any, setting: str, vault: str) -> str:
+    """What to do about a :class:`~deskbridge.secrets.SecretUnavailable` (doctor and the commands say the same)."""
+    reason = exc.reason
+    if getattr(exc, "unreachable", None) is not None:
+        return exc.unreachable.hint
     if "not found" in reason:
         return f"create the secret in {vault}, or correct {setting}"
     if "access denied" in reason:
@@ -191,7 +191,10 @@ def check_key_vault(ctx: Context) -> Result:
     try:
         ctx.runtime.secrets.get(name, refresh=True)
     except SecretUnavailable as exc:
-        return Result.fail(str(exc), _secret_hint(exc.reason, "POINT_CLIENT_SECRET_NAME", s.key_vault_url))
+        if exc.unreachable is not None:
+            ctx.found["vault unreachable"] = exc.unreachable
+        hint = secret_hint(exc, "POINT_CLIENT_SECRET_NAME", s.key_vault_url)
+        return Result.fail(in_full(str(exc), exc.unreachable), hint)
     return Result.ok(f"read the client secret {name!r} from {s.key_vault_url}")
 
 
@@ -216,16 +219,22 @@ def check_other_secrets(ctx: Context) -> Result:
              for name in (part.strip() for part in s.raw(setting).split(",")) if name]
     if not named:
         return Result.ok("no other secret is configured (webhook signatures are not required, no write-back)")
-    failures = []
-    for setting, name in named:
+    if "vault unreachable" in ctx.found:  # each read would wait and fail as the key vault check did
+        return Result.skip(f"not read: Key Vault unreachable (see key vault); {', '.join(n for _, n in named)}")
+    failures: list[str] = []
+    first: tuple[str, SecretUnavailable] | None = None
+    for index, (setting, name) in enumerate(named):
         try:
             ctx.runtime.secrets.get(name, refresh=True)
         except SecretUnavailable as exc:
-            failures.append((setting, exc))
-    if failures:
-        setting, first = failures[0]
-        return Result.fail("; ".join(f"{setting}: {exc}" for setting, exc in failures),
-                           _secret_hint(first.reason, setting, s.key_vault_url))
+            failures.append(f"{setting}: {in_full(str(exc), exc.unreachable)}")
+            first = first or (setting, exc)
+            if exc.unreachable is not None:  # the other reads would wait and fail the same way
+                if index + 1 < len(named):
+                    failures.append(f"{len(named) - index - 1} more secret(s) not tried")
+                break
+    if first is not None:
+        return Result.fail("; ".join(failures), secret_hint(first[1], first[0], s.key_vault_url))
     return Result.ok("read " + ", ".join(repr(name) for _, name in named))
 
 
@@ -296,8 +305,30 @@ def check_token(ctx: Context) -> Result:
             return Result.fail(f"Entra ID refused the token request ({code}): {what}", hint)
         hint = ("check that this machine reaches Entra ID (AZURE_AUTHORITY_HOST for sovereign clouds)"
                 if exc.transient else "see the message; docs/operations.md lists the usual causes")
-        return Result.fail(str(exc), hint)
+        if exc.unreachable is not None:
+            hint = exc.unreachable.hint
+        return Result.fail(in_full(str(exc), exc.unreachable), hint)
     return Result.ok(f"got a token for {s.point_scope} as app {s.point_client_id} ({s.point_auth_mode} mode)")
+
+
+def point_problem(exc: Any, point_url: str) -> tuple[str, str]:
+    """(what, what to do) for a failed Syskit Point call: doctor and the commands say the same."""
+    if exc.status == 403:
+        return ("Syskit Point refused the token (403): the Point.Provisioning permission is missing or not consented",
+                "in Entra ID, app POINT_CLIENT_ID > API permissions: add the application permission "
+                "Point.Provisioning of the Syskit Point API and grant admin consent")
+    if exc.status == 401:
+        return ("Syskit Point did not accept the token (401)",
+                "POINT_API_APP_ID must be the Syskit Point API app of the tenant that runs POINT_URL")
+    if exc.status == 404:
+        return str(exc), f"check POINT_URL ({point_url}): it is the Syskit Point base URL"
+    if exc.unreachable is not None:
+        return in_full(str(exc), exc.unreachable), exc.unreachable.hint
+    if exc.token:
+        return str(exc), "python -m deskbridge doctor says which step fails (Key Vault, the token) and what to do"
+    if exc.status is None:
+        return str(exc), f"check POINT_URL ({point_url}) and that this machine can reach it"
+    return str(exc), "Syskit Point answered with an error: try again, then contact Syskit support"
 
 
 @check("syskit point", requires=("token",))
@@ -308,22 +339,7 @@ def check_point(ctx: Context) -> Result:
     try:
         templates = ctx.runtime.point.templates()
     except PointError as exc:
-        if exc.status == 403:
-            return Result.fail(
-                "Syskit Point refused the token (403): the Point.Provisioning permission is missing or not consented",
-                "in Entra ID, app POINT_CLIENT_ID > API permissions: add the application permission "
-                "Point.Provisioning of the Syskit Point API and grant admin consent",
-            )
-        if exc.status == 401:
-            return Result.fail(
-                "Syskit Point did not accept the token (401)",
-                "POINT_API_APP_ID must be the Syskit Point API app of the tenant that runs POINT_URL",
-            )
-        if exc.status == 404:
-            return Result.fail(str(exc), f"check POINT_URL ({s.point_url}): it is the Syskit Point base URL")
-        if exc.status is None:
-            return Result.fail(str(exc), f"check POINT_URL ({s.point_url}) and that this machine can reach it")
-        return Result.fail(str(exc), "Syskit Point answered with an error: try again, then contact Syskit support")
+        return Result.fail(*point_problem(exc, s.point_url))
     ctx.found["templates"] = templates
     return Result.ok(f"{s.point_url} answered: {len(templates)} provisioning template(s)")
 
@@ -398,11 +414,10 @@ def check_webhooks(ctx: Context) -> Result:
 
 @check("storage")
 def check_storage(ctx: Context) -> Result:
+    from deskbridge.causes import diagnose
     from deskbridge.settings import ConfigurationError
 
     runtime = ctx.runtime
-    hint = ("locally: is Azurite running (scripts/run-local starts it)? In Azure: the function's identity needs "
-            "Storage Table Data Contributor and Storage Queue Data Contributor on AzureWebJobsStorage's account")
     try:
         next(iter(runtime.ledger.by_status(("queued",))), None)
         retry, retry_poison = runtime.retry_queue.depth()
@@ -410,7 +425,12 @@ def check_storage(ctx: Context) -> Result:
     except ConfigurationError:
         raise
     except Exception as exc:
-        return Result.fail(f"storage unreachable ({type(exc).__name__}: {_first_line(exc)[:160]})", hint)
+        cause = diagnose(exc, service="storage", setting="AzureWebJobsStorage")
+        if cause is not None:
+            return Result.fail(cause.message, cause.hint)
+        return Result.fail(f"storage refused the bridge ({type(exc).__name__}: {_first_line(exc)[:160]})",
+                           "in Azure, the function's identity needs Storage Table Data Contributor and Storage Queue "
+                           "Data Contributor on the storage account named by AzureWebJobsStorage")
     message = (f"ledger table {ctx.settings.ledger_table} reachable; queued retries {retry}, desk updates {desk}, "
                f"poisoned {retry_poison + desk_poison}")
     if retry_poison or desk_poison:

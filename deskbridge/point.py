@@ -20,6 +20,7 @@ from typing import Any
 import requests
 
 from deskbridge import telemetry
+from deskbridge.causes import Unreachable, diagnose
 from deskbridge.model import ProvisioningRequest
 from deskbridge.secrets import SecretCache, SecretUnavailable
 
@@ -35,6 +36,7 @@ class TokenError(Exception):
     def __init__(self, message: str, kind: str) -> None:
         super().__init__(message)
         self.kind = kind
+        self.unreachable: Unreachable | None = None  # why Entra ID could not be reached (deskbridge.causes)
 
     @property
     def transient(self) -> bool:
@@ -66,13 +68,23 @@ def classify_token_failure(exc: BaseException) -> TokenError:
         if code in text:
             return TokenError(f"Entra ID refused the token request: {hint}", kind)
     if isinstance(exc, ServiceRequestError | ServiceResponseError | OSError):
-        return TokenError(f"Entra ID unreachable ({type(exc).__name__})", "transient")
+        cause = diagnose(exc, service="Entra ID", setting="AZURE_AUTHORITY_HOST")
+        failure = TokenError(cause.brief if cause else f"Entra ID unreachable ({type(exc).__name__})", "transient")
+        failure.unreachable = cause
+        return failure
     if isinstance(exc, ClientAuthenticationError):
         # No error code we know: most often an unreachable authority.
         return TokenError(
             f"Entra ID token request failed ({text.splitlines()[0][:160] if text else 'no detail'})", "transient"
         )
     return TokenError(f"token request failed ({type(exc).__name__})", "transient")
+
+
+def _secret_failure(exc: SecretUnavailable) -> TokenError:
+    """No token, because the client secret could not be read from Key Vault (and why, if known)."""
+    failure = TokenError(str(exc), "transient" if exc.transient else "config")
+    failure.unreachable = exc.unreachable
+    return failure
 
 
 _RENEW_BEFORE_EXPIRY = 300  # seconds: renew a token this long before it expires, as azure-identity does
@@ -125,7 +137,7 @@ class TokenSource:
                 self._token = credential.get_token(self._scope)
                 return self._token.token
             except SecretUnavailable as exc:
-                raise TokenError(str(exc), "transient" if exc.transient else "config") from None
+                raise _secret_failure(exc) from None
             except Exception as exc:  # azure-identity raises several types; classify by content
                 failure = classify_token_failure(exc)
             if failure.transient:
@@ -150,7 +162,7 @@ def client_secret_tokens(
         try:
             secret = secrets.value(secret_name, refresh=refresh_secret)
         except SecretUnavailable as exc:
-            raise TokenError(str(exc), "transient" if exc.transient else "config") from None
+            raise _secret_failure(exc) from None
         # The authority follows AZURE_AUTHORITY_HOST (sovereign clouds, local stand-ins).
         return ClientSecretCredential(tenant_id, client_id, secret, disable_instance_discovery=True)
 
@@ -257,6 +269,8 @@ class PointError(Exception):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.unreachable: Unreachable | None = None  # no answer at all: why (deskbridge.causes)
+        self.token = False  # no call was made: there was no token (Key Vault, Entra ID)
 
 
 class PointClient:
@@ -306,9 +320,9 @@ class PointClient:
                         sends=sends,
                     )
                 _log_call(request, None, started, self._clock(), "unreachable")
-                result = ProvisionResult(
-                    CallOutcome.TRANSIENT, message=f"Syskit Point unreachable ({_describe(exc)})", sends=sends
-                )
+                cause = diagnose(exc, service="Syskit Point", url=url, setting="POINT_URL")
+                message = cause.brief if cause else f"Syskit Point unreachable ({_describe(exc)})"
+                result = ProvisionResult(CallOutcome.TRANSIENT, message=message, sends=sends)
                 wait = pause
             except requests.exceptions.Timeout:
                 sends += 1
@@ -383,13 +397,18 @@ class PointClient:
             try:
                 token = self.tokens.token()
             except TokenError as exc:
-                raise PointError(str(exc)) from None
+                failure = PointError(str(exc))
+                failure.unreachable, failure.token = exc.unreachable, True
+                raise failure from None
             try:
                 response = self.session.request(
                     method, self.base_url + path, json=json, headers=_headers(token), timeout=self.timeouts
                 )
             except requests.RequestException as exc:
-                raise PointError(f"Syskit Point unreachable ({_describe(exc)})") from None
+                cause = diagnose(exc, service="Syskit Point", url=self.base_url + path, setting="POINT_URL")
+                failure = PointError(cause.brief if cause else f"Syskit Point unreachable ({_describe(exc)})")
+                failure.unreachable = cause
+                raise failure from None
             if response.status_code == 401 and not refreshed:
                 refreshed = True
                 self.tokens.refresh()

@@ -14,7 +14,8 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
-from deskbridge.settings import ConfigurationError, Settings
+from deskbridge.causes import is_loopback
+from deskbridge.settings import STORAGE_NOT_SET, ConfigurationError, Settings
 
 T = TypeVar("T")
 
@@ -41,10 +42,25 @@ class lazy(Generic[T]):
         return built
 
 
-def _is_loopback(url: str) -> bool:
-    from urllib.parse import urlparse
+def _fail_fast(endpoint: str) -> dict[str, Any]:
+    """SDK retry options for an endpoint on this machine: no retry of a failed connection.
 
-    return (urlparse(url).hostname or "") in ("127.0.0.1", "localhost", "::1")
+    A refused connection or an untrusted certificate on loopback (a local stand-in or Azurite
+    that is not running, the wrong CA bundle) does not heal in the seconds the SDK's retries
+    wait; retrying only hides the cause. Answers that did arrive are retried as anywhere else.
+    """
+    return {"retry_connect": 0} if _on_this_machine(endpoint) else {}
+
+
+def _on_this_machine(endpoint: str) -> bool:
+    """A URL, or a storage connection string, naming this machine."""
+    if "=" not in endpoint:
+        return is_loopback(endpoint)
+    parts = dict(part.split("=", 1) for part in endpoint.split(";") if "=" in part)
+    if parts.get("UseDevelopmentStorage", "").lower() == "true":
+        return True
+    urls = [value for key, value in parts.items() if key.endswith("Endpoint")]
+    return bool(urls) and all(is_loopback(url) for url in urls)
 
 
 def _transport_options() -> dict[str, Any]:
@@ -86,7 +102,11 @@ class Runtime:
         from azure.identity import DefaultAzureCredential
 
         # Instance discovery is skipped: the authority is whatever AZURE_AUTHORITY_HOST says.
-        return DefaultAzureCredential(exclude_interactive_browser_credential=True, disable_instance_discovery=True)
+        return DefaultAzureCredential(
+            exclude_interactive_browser_credential=True,
+            disable_instance_discovery=True,
+            **_fail_fast(os.environ.get("AZURE_AUTHORITY_HOST", "")),
+        )
 
     @lazy
     def secrets(self) -> Any:
@@ -100,9 +120,10 @@ class Runtime:
         client = SecretClient(
             vault,
             self.azure_credential,
-            verify_challenge_resource=not _is_loopback(vault),
+            verify_challenge_resource=not is_loopback(vault),
             retry_total=2,  # a desk waits for the answer: fail over to the retry queue quickly
             retry_backoff_max=2,
+            **_fail_fast(vault),
         )
         return SecretCache(client, self.settings.secret_ttl, on_read=ExpiryWatch.from_settings(self.settings))
 
@@ -133,13 +154,19 @@ class Runtime:
 
         connection = self.settings.storage_connection_string
         if connection:
-            client = TableClient.from_connection_string(connection, table_name=name, **_transport_options())
+            client = TableClient.from_connection_string(
+                connection, table_name=name, **_transport_options(), **_fail_fast(connection)
+            )
         else:
             endpoint = self.settings.storage_service_uri("table")
             if not endpoint:
-                raise ConfigurationError("AzureWebJobsStorage", "is not set (nor AzureWebJobsStorage__tableServiceUri)")
+                raise ConfigurationError("AzureWebJobsStorage", STORAGE_NOT_SET)
             client = TableClient(
-                endpoint=endpoint, table_name=name, credential=self.storage_credential, **_transport_options()
+                endpoint=endpoint,
+                table_name=name,
+                credential=self.storage_credential,
+                **_transport_options(),
+                **_fail_fast(endpoint),
             )
         return ensure_table(client)
 
@@ -155,12 +182,21 @@ class Runtime:
         }
         connection = self.settings.storage_connection_string
         if connection:
-            client = QueueClient.from_connection_string(connection, name, **policies, **_transport_options())
+            client = QueueClient.from_connection_string(
+                connection, name, **policies, **_transport_options(), **_fail_fast(connection)
+            )
         else:
             endpoint = self.settings.storage_service_uri("queue")
             if not endpoint:
-                raise ConfigurationError("AzureWebJobsStorage", "is not set (nor AzureWebJobsStorage__queueServiceUri)")
-            client = QueueClient(endpoint, name, credential=self.storage_credential, **policies, **_transport_options())
+                raise ConfigurationError("AzureWebJobsStorage", STORAGE_NOT_SET)
+            client = QueueClient(
+                endpoint,
+                name,
+                credential=self.storage_credential,
+                **policies,
+                **_transport_options(),
+                **_fail_fast(endpoint),
+            )
         return ensure_queue(client)
 
     @lazy

@@ -8,6 +8,7 @@ caller has reason to believe it was rotated (a 401 from Syskit Point, an
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from deskbridge import telemetry
+from deskbridge.causes import Unreachable, diagnose
 
 log = telemetry.logger("deskbridge.secrets")
 
@@ -23,11 +25,12 @@ log = telemetry.logger("deskbridge.secrets")
 class SecretUnavailable(Exception):
     """Key Vault could not give the secret. ``transient`` says whether to retry."""
 
-    def __init__(self, name: str, reason: str, transient: bool) -> None:
+    def __init__(self, name: str, reason: str, transient: bool, unreachable: Unreachable | None = None) -> None:
         super().__init__(f"Key Vault secret {name!r}: {reason}")
         self.name = name
         self.reason = reason
         self.transient = transient
+        self.unreachable = unreachable  # why the vault could not be reached, and what to do (deskbridge.causes)
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,13 @@ class SecretCache:
         except ResourceNotFoundError:
             raise SecretUnavailable(name, "not found in the vault (check the *_SECRET_NAME setting)", False) from None
         except ClientAuthenticationError as exc:
-            raise SecretUnavailable(name, f"authentication to Key Vault failed ({_first_line(exc)})", True) from None
+            # The identity could not sign in; when its authority could not be reached, say why.
+            authority = os.environ.get("AZURE_AUTHORITY_HOST", "")
+            cause = diagnose(
+                exc, service="Entra ID (signing in to Key Vault)", url=authority, setting="AZURE_AUTHORITY_HOST"
+            )
+            reason = cause.brief if cause else f"authentication to Key Vault failed ({_first_line(exc)})"
+            raise SecretUnavailable(name, reason, True, cause) from None
         except HttpResponseError as exc:
             status = getattr(exc, "status_code", None)
             if status == 403:
@@ -122,7 +131,11 @@ class SecretCache:
                 ) from None
             raise SecretUnavailable(name, f"Key Vault answered {status}", True) from None
         except (ServiceRequestError, ServiceResponseError) as exc:
-            raise SecretUnavailable(name, f"Key Vault unreachable ({type(exc).__name__})", True) from None
+            cause = diagnose(
+                exc, service="Key Vault", url=getattr(self._client, "vault_url", ""), setting="KEY_VAULT_URL"
+            )
+            reason = cause.brief if cause else f"Key Vault unreachable ({type(exc).__name__})"
+            raise SecretUnavailable(name, reason, True, cause) from None
         value = bundle.value or ""
         if not value:
             raise SecretUnavailable(name, "the secret is empty", False)

@@ -10,7 +10,7 @@ naming the setting (never its value); handlers turn that into a 503.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -81,6 +81,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     _spec("BRIDGE_SECRET_TTL_SECONDS", "3600", "how long a secret read from Key Vault is cached in process"),
     _spec("BRIDGE_SECRET_EXPIRY_WARNING_DAYS", "30", "warn when a secret expires within this many days"),
     # Storage
+    _spec("AzureWebJobsStorage", "", "storage account of the ledger and queues (and the Functions host), as a connection string; UseDevelopmentStorage=true is Azurite on its default ports. In Azure, instead, the identity-based AzureWebJobsStorage__* settings (infra sets them)"),
     _spec("BRIDGE_LEDGER_TABLE", "provisioningrequests", "Azure Table holding one record per ticket"),
     _spec("BRIDGE_DELIVERIES_TABLE", "deliveries", "Azure Table remembering webhook delivery ids, to drop replays"),
     _spec("BRIDGE_RETRY_QUEUE", "provisioning-retries", "queue of approvals waiting for another attempt"),
@@ -168,6 +169,19 @@ SETTINGS: tuple[SettingSpec, ...] = (
 )
 
 SETTING_NAMES = frozenset(spec.name for spec in SETTINGS)
+
+# What to do about a missing or malformed setting, said the same way by every command and doctor.
+SETTINGS_HINT = (
+    "set what is named above in the app settings (local.settings.json when running locally); the README's "
+    "settings table says what each setting holds"
+)
+# The one description of a missing storage connection. An identity-based connection, as the
+# Functions host reads one, is AzureWebJobsStorage__accountName, or a service URI per service;
+# the bridge uses queues and tables.
+STORAGE_NOT_SET = (
+    "is not set, nor its identity-based form (AzureWebJobsStorage__accountName, or AzureWebJobsStorage__queueServiceUri "
+    "and AzureWebJobsStorage__tableServiceUri)"
+)
 _DEFAULTS = {spec.name: spec.default for spec in SETTINGS}
 
 WORKSPACE_TYPES = ("teams", "groups", "sites", "yammer")
@@ -450,7 +464,7 @@ class Settings:
     # -- storage connection (Azure's own settings) --------------------------
     @property
     def storage_connection_string(self) -> str:
-        return self.environ("AzureWebJobsStorage")
+        return self.raw("AzureWebJobsStorage")
 
     def storage_service_uri(self, service: str) -> str:
         """Identity-based connection: AzureWebJobsStorage__{service}ServiceUri."""
@@ -462,46 +476,67 @@ class Settings:
         return uri
 
 
-def check_all(settings: Settings) -> list[ConfigurationError]:
-    """Every problem with the settings, for ``doctor``."""
-    problems: list[ConfigurationError] = []
-    checks = (
+def _point_checks(settings: Settings) -> tuple[Callable[[], object], ...]:
+    checks: tuple[Callable[[], object], ...] = (
         lambda: settings.point_url,
         lambda: settings.point_tenant_id,
         lambda: settings.point_client_id,
         lambda: settings.point_scope,
         lambda: settings.point_auth_mode,
-        lambda: settings.key_vault_url,
         lambda: settings.template_ids,
         lambda: settings.default_template_ids,
         lambda: settings.default_workspace_type,
         lambda: settings.point_timeouts,
         lambda: settings.point_retry_budget,
-        lambda: settings.secret_ttl,
-        lambda: settings.secret_expiry_warning_days,
-        lambda: settings.ledger_table,
-        lambda: settings.deliveries_table,
-        lambda: settings.retry_queue,
-        lambda: settings.retry_poison_queue,
-        lambda: settings.desk_queue,
-        lambda: settings.desk_poison_queue,
-        lambda: settings.retry_schedule,
-        lambda: settings.retry_max_age,
-        lambda: settings.max_body_bytes,
-        lambda: settings.max_owners,
-        lambda: settings.max_members,
-        lambda: settings.signature_required("jira"),
-        lambda: settings.signature_required("servicenow"),
-        lambda: settings.signature_required("provision"),
-        lambda: settings.jira_internal_note,
-        lambda: settings.jira_post_function_match,
-        lambda: settings.jira_project_key,
     )
-    for check in checks:
-        try:
-            check()
-        except ConfigurationError as problem:
-            problems.append(problem)
-    if not settings.storage_connection_string and not settings.storage_service_uri("table"):
-        problems.append(ConfigurationError("AzureWebJobsStorage", "is not set (nor AzureWebJobsStorage__accountName)"))
-    return problems
+    try:
+        secret_mode = settings.point_auth_mode == "secret"
+    except ConfigurationError:
+        secret_mode = True  # named by the checks above
+    return checks + ((lambda: settings.key_vault_url,) if secret_mode else ())
+
+
+def _storage_check(settings: Settings) -> None:
+    if not settings.storage_connection_string and not (
+        settings.storage_service_uri("queue") and settings.storage_service_uri("table")
+    ):
+        raise ConfigurationError("AzureWebJobsStorage", STORAGE_NOT_SET)
+
+
+# The settings each part of the bridge needs, for doctor (all of them) and the commands (theirs).
+SETTING_GROUPS: dict[str, Callable[[Settings], tuple[Callable[[], object], ...]]] = {
+    "point": _point_checks,  # Syskit Point and its token (the client secret is in Key Vault in secret mode)
+    "key vault": lambda s: (lambda: s.key_vault_url, lambda: s.secret_ttl, lambda: s.secret_expiry_warning_days),
+    "storage": lambda s: (
+        lambda: _storage_check(s),
+        lambda: s.ledger_table,
+        lambda: s.deliveries_table,
+        lambda: s.retry_queue,
+        lambda: s.retry_poison_queue,
+        lambda: s.desk_queue,
+        lambda: s.desk_poison_queue,
+        lambda: s.retry_schedule,
+        lambda: s.retry_max_age,
+    ),
+    "limits": lambda s: (lambda: s.max_body_bytes, lambda: s.max_owners, lambda: s.max_members),
+    "callers": lambda s: (
+        lambda: s.signature_required("jira"),
+        lambda: s.signature_required("servicenow"),
+        lambda: s.signature_required("provision"),
+        lambda: s.jira_internal_note,
+        lambda: s.jira_post_function_match,
+    ),
+    "desks": lambda s: (lambda: s.jira_project_key,),
+}
+
+
+def check_all(settings: Settings, groups: Iterable[str] | None = None) -> list[ConfigurationError]:
+    """Every problem with the settings (of ``groups`` only, when given), each setting named once."""
+    problems: dict[str, ConfigurationError] = {}
+    for group in SETTING_GROUPS if groups is None else groups:
+        for check in SETTING_GROUPS[group](settings):
+            try:
+                check()
+            except ConfigurationError as problem:
+                problems.setdefault(problem.setting, problem)
+    return list(problems.values())

@@ -3,24 +3,25 @@ Jira and ServiceNow stand-ins over HTTPS, and Azurite.
 
 ``LocalStack(...).start()`` returns the stack; ``stack.settings`` are the app
 settings that point the bridge at it. ``python -m devtools.stack`` runs it in
-the foreground and writes ``local.settings.json`` for ``func start``.
+the foreground and writes ``local.settings.json`` for ``func start``; a
+``local.settings.json`` of yours is kept aside, byte for byte, and put back
+when the stack stops (see devtools/local_settings.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import secrets
 import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
 
-from devtools.azurite import Azurite
+from devtools.azurite import Azurite, stop_leftover
 from devtools.desks import CallbackReceiver, JiraStandIn, ServiceNowStandIn
 from devtools.entra import EntraStandIn
 from devtools.keyvault import KeyVaultStandIn
+from devtools.local_settings import SettingsBusy, StackSettings, restore, yours_path
 from devtools.point_simulator import PointSimulator
 from devtools.tls import local_tls
 
@@ -57,7 +58,11 @@ class LocalStack:
         self.jira = JiraStandIn("bridge@contoso.com", self.jira_token, tls=context)
         self.servicenow = ServiceNowStandIn("bridge.integration", self.servicenow_password, tls=context)
         self.callbacks = CallbackReceiver(tls=context)
-        self.azurite = Azurite(workdir / "azurite.log", storage_location) if with_azurite else None
+        self.azurite = (
+            Azurite(workdir / "azurite.log", storage_location, pid_file=workdir / "azurite.pid")
+            if with_azurite
+            else None
+        )
         self._standins = (self.entra, self.vault, self.point, self.jira, self.servicenow, self.callbacks)
 
     def start(self) -> LocalStack:
@@ -152,48 +157,89 @@ class LocalStack:
         return values | self.process_environment
 
 
-def write_local_settings(stack: LocalStack, path: Path) -> None:
+def local_settings_values(stack: LocalStack) -> dict[str, str]:
+    """The ``Values`` of the local.settings.json that points ``func start`` at the stack."""
     from deskbridge.settings import SETTINGS
 
-    values: dict[str, Any] = {spec.name: spec.default or "" for spec in SETTINGS}
+    values: dict[str, str] = {spec.name: spec.default or "" for spec in SETTINGS}
     values.update(stack.settings)
     values["FUNCTIONS_WORKER_RUNTIME"] = "python"
     values["AzureWebJobsFeatureFlags"] = "EnableWorkerIndexing"
-    path.write_text(json.dumps({"IsEncrypted": False, "Values": values}, indent=2) + "\n")
+    return values
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devtools.stack", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.stack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument(
         "--write-settings",
         type=Path,
         default=ROOT / "local.settings.json",
-        help="where to write the app settings for func start (default: local.settings.json)",
+        help="where to write the app settings for func start (default: local.settings.json); a file of yours "
+        "there is kept aside, unchanged, and put back when the stack stops",
     )
     parser.add_argument(
         "--register-webhook",
         default="http://localhost:7071/api/point/events",
         help="register this URL with the simulator for its events ('' for none)",
     )
-    args = parser.parse_args(argv)
-    stack = LocalStack(ROOT / ".local").start()
-    if args.register_webhook:
-        stack.point.webhooks[args.register_webhook] = ["*"]
-    write_local_settings(stack, args.write_settings)
-    print(
-        f"Entra ID      {stack.entra.url}\nKey Vault     {stack.vault.url}\nSyskit Point  {stack.point.url}\n"
-        f"Jira          {stack.jira.url}\nServiceNow    {stack.servicenow.url}\n"
-        f"Azurite       {stack.azurite.connection_string.split(';')[3] if stack.azurite else '-'}\n"
-        f"Settings      {args.write_settings}\nReady. Ctrl+C stops.",
-        flush=True,
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=ROOT / ".local",
+        help="where the certificates and Azurite's log go (default: .local)",
     )
+    parser.add_argument(
+        "--restore-settings",
+        action="store_true",
+        help="only put back a settings file of yours that a killed stack left aside (and stop the Azurite it "
+        "left running), then exit",
+    )
+    args = parser.parse_args(argv)
+    if args.restore_settings:
+        try:
+            said = restore(args.write_settings)
+        except SettingsBusy as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        if stop_leftover(args.workdir / "azurite.pid"):
+            said.append("Stopped the Azurite that the killed stack left running.")
+        print("\n".join(said) or f"Nothing to put back: no {yours_path(args.write_settings).name} here.")
+        return 0
+
+    # Every way of stopping (Ctrl+C, SIGTERM from scripts/run-local, a closed terminal) ends in the
+    # finally below, which puts the user's settings back; SIGKILL cannot, so the next start does.
     stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda *_: stopped.set())
+    held = StackSettings(args.write_settings)
     try:
+        said = restore(args.write_settings)  # before anything starts: a stack still running refuses here
+        stack = LocalStack(args.workdir).start()
+    except SettingsBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if args.register_webhook:
+            stack.point.webhooks[args.register_webhook] = ["*"]
+        said += held.take(local_settings_values(stack))
+        webhook = f"{args.register_webhook} (func start listens there)" if args.register_webhook else "none"
+        print(
+            f"Entra ID      {stack.entra.url}\nKey Vault     {stack.vault.url}\nSyskit Point  {stack.point.url}\n"
+            f"Jira          {stack.jira.url}\nServiceNow    {stack.servicenow.url}\n"
+            f"Azurite       {stack.azurite.connection_string.split(';')[3] if stack.azurite else '-'}\n"
+            f"Webhooks to   {webhook}\nCA bundle     {stack.tls.ca_bundle}\n"
+            f"Settings      {args.write_settings}\n"
+            + "".join(f"              {line}\n" for line in said)
+            + "Ready. Ctrl+C stops.",
+            flush=True,
+        )
         stopped.wait()
-    except KeyboardInterrupt:
-        pass
-    stack.stop()
+    finally:
+        said = held.release()
+        stack.stop()
+        print("Stopped." + "".join(f" {line}" for line in said), flush=True)
     return 0
 
 

@@ -125,7 +125,8 @@ class StandIn:
             server.socket = self._tls.wrap_socket(server.socket, server_side=True)
         server.standin = self  # type: ignore[attr-defined]
         self._server = server
-        threading.Thread(target=server.serve_forever, name=self.name, daemon=True).start()
+        # A short poll interval: stop() (shutdown) waits for it, once per stand-in.
+        threading.Thread(target=server.serve_forever, args=(0.1,), name=self.name, daemon=True).start()
         return self
 
     def stop(self) -> None:

@@ -51,6 +51,9 @@ def test_demo_prints_every_step_a_person_wants_to_see(runs):
     assert "GET /api/requests/jira/HR-42 -> 200 completed" in out
     assert "GET /api/requests/servicenow/RITM0010452 -> 200 completed" in out
     assert "Traceback" not in err and "whsec_" not in out + err
+    # It says what it did with the webhooks: nothing listens on localhost:7071 in the demo.
+    assert "straight to the bridge's point_events function in this process" in out
+    assert "Registered the bridge's http://localhost:7071" not in out
 
 
 def test_demo_json_lists_the_steps(runs):

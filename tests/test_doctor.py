@@ -154,17 +154,36 @@ def test_templates_command_table_and_json(bridge, run_cli):
 def test_templates_command_fails_with_a_reason(bridge, run_cli):
     bridge.stack.entra.apps[BRIDGE_APP_ID].roles.discard("Point.Provisioning")
     code, out, err = run_cli("templates", "--json")
-    assert code == 1
-    assert "403" in json.loads(out)["error"] and "403" in err
+    assert code == 1 and err == ""  # one form: the JSON object alone
+    [problem] = json.loads(out)["problems"]
+    assert "403" in problem["message"] and "admin consent" in problem["hint"]
+    code, out, err = run_cli("templates")
+    assert code == 1 and out == ""
+    assert err.splitlines()[0].startswith("error: Syskit Point refused the token (403)")
+    assert err.splitlines()[1].startswith("  -> in Entra ID, app POINT_CLIENT_ID > API permissions")
 
 
 def test_every_command_has_help(capsys):
     cli._load_plugins()
-    for name in ("doctor", "demo", "templates", "list", "replay", "webhooks"):
+    commands = ["doctor", "demo", "templates", "list", "replay", "webhooks register", "webhooks list",
+                "webhooks delete"]
+    for name in commands:
         with pytest.raises(SystemExit) as exited:
-            cli.main([name, "--help"])
+            cli.main([*name.split(), "--help"])
         assert exited.value.code == 0
-        assert "--json" in capsys.readouterr().out
+        assert "--json" in capsys.readouterr().out, name
+
+
+def test_webhooks_help_explains_each_action(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["webhooks", "--help"])
+    listing = capsys.readouterr().out
+    assert all(action in listing for action in ("register", "list", "delete"))
+    with pytest.raises(SystemExit):
+        cli.main(["webhooks", "register", "--help"])
+    register = capsys.readouterr().out
+    assert "usage: python -m deskbridge webhooks register" in register and "URL" in register
+    assert "--types" in register and "Point.Admin" in register and "--function-name point_events" in register
 
 
 # == the desks ======================================================================

@@ -66,8 +66,9 @@ def test_without_point_admin_the_403_says_so(bridge, capsys):
     url, key = events_url()
     code, out, err = run(capsys, "webhooks", "register", url)
     assert code == 1
-    assert err.strip() == ("error: Syskit Point refused (403): webhook registration needs the Point.Admin application "
-                           "permission on the integration app, with admin consent")
+    assert err.splitlines()[0] == ("error: Syskit Point refused (403): webhook registration needs the Point.Admin "
+                                   "application permission on the integration app, with admin consent")
+    assert err.splitlines()[1].startswith("  -> in Entra ID, app POINT_CLIENT_ID > API permissions: add Point.Admin")
     assert bridge.stack.point.webhooks == {}
     assert key not in out + err
     assert run(capsys, "webhooks", "list")[0] == 1
@@ -75,5 +76,23 @@ def test_without_point_admin_the_403_says_so(bridge, capsys):
 
 def test_register_needs_a_url(bridge, capsys):
     code, out, err = run(capsys, "webhooks", "register")
-    assert code == 1 and "needs the endpoint URL" in err
+    assert code == 2 and out == ""
+    assert err.splitlines()[-2:] == ["error: the following arguments are required: URL",
+                                     "  -> python -m deskbridge webhooks register --help says what it takes"]
     assert bridge.stack.point.calls == []
+
+
+def test_register_without_a_url_says_so_before_any_setting(capsys, tmp_path, monkeypatch):
+    """Nothing is configured at all: the missing URL is still what is named first (and alone)."""
+    from deskbridge import runtime
+
+    monkeypatch.chdir(tmp_path)
+    runtime.reset({})
+    for argv in (["webhooks", "register"], ["webhooks", "delete"]):
+        code, out, err = run(capsys, *argv)
+        assert code == 2 and "required: URL" in err and "setting" not in err
+        code, out, err = run(capsys, *argv, "--json")
+        assert code == 2 and err == ""
+        assert json.loads(out)["problems"] == [{"message": "the following arguments are required: URL",
+                                                "hint": f"python -m deskbridge {' '.join(argv)} --help says what it "
+                                                        "takes"}]
