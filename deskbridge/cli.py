@@ -96,7 +96,7 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-@command("replay", "queue a failed or uncertain request for another attempt (after checking Syskit Point)")
+@command("replay", "queue a failed, uncertain or rejected request for another attempt (after checking Syskit Point)")
 def _replay_setup(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="jira, servicenow, provision, ...")
     parser.add_argument("ticket", help="the ticket id, e.g. HR-42 or RITM0010452")
@@ -105,10 +105,10 @@ def _replay_setup(parser: argparse.ArgumentParser) -> None:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from deskbridge.service import Bridge
+    from deskbridge import operator
 
-    bridge = Bridge(runtime())
-    record = bridge.runtime.ledger.get(args.source, args.ticket)
+    current = runtime()
+    record = current.ledger.get(args.source, args.ticket)
     if record is None:
         raise Failure(f"no request is recorded for {args.source}/{args.ticket}")
     if not args.yes:
@@ -121,7 +121,7 @@ def _replay(args: argparse.Namespace) -> int:
             print("Nothing done.")
             return 1
     try:
-        replayed = bridge.replay(args.source, args.ticket)
+        replayed = operator.replay(current, args.source, args.ticket)
     except (ValueError, LookupError) as exc:
         raise Failure(str(exc)) from None
     emit(args, replayed.summary() if args.json else f"{args.source}/{args.ticket} queued for an attempt now.")
