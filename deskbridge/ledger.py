@@ -308,14 +308,15 @@ class Ledger:
         ``stale_before``, queued with a next attempt before ``lost_before``, a desk update due before
         ``lost_before``, and (optionally) uncertain since before ``uncertain_before``. Settled records,
         nearly all of a big ledger, never leave the service."""
+        # The SDK substitutes @names split on spaces: keep a space after each one.
         clauses = [
-            "(Status eq 'pending' and UpdatedAt lt @stale)",
-            "(Status eq 'queued' and NextAttemptAt lt @lost)",
+            "(Status eq 'pending' and UpdatedAt lt @stale )",
+            "(Status eq 'queued' and NextAttemptAt lt @lost )",
             "DeskDue lt @lost",
         ]
         params = {"stale": iso(stale_before), "lost": iso(lost_before)}
         if uncertain_before is not None:
-            clauses.append("(Status eq 'uncertain' and UpdatedAt lt @uncertain)")
+            clauses.append("(Status eq 'uncertain' and UpdatedAt lt @uncertain )")
             params["uncertain"] = iso(uncertain_before)
         columns = ["PartitionKey", "RowKey", "Status", "UpdatedAt", "NextAttemptAt", "DeskOwed", "NameKey",
                    "WorkspaceType"]

@@ -49,6 +49,7 @@ class JiraStandIn(StandIn):
         ]
         self.comments: list[tuple[str, dict[str, Any], str]] = []  # (issue key, body, kind)
         self.applied: list[tuple[str, str]] = []  # (issue key, transition id)
+        self.transitioned: list[tuple[str, str, list[dict[str, Any]]]] = []  # (issue, id, properties set with it)
         self.stored: list[dict[str, Any]] = []  # every comment as Jira keeps it (issue, id, body, properties)
         self.issue_properties: dict[tuple[str, str], Any] = {}  # (issue key, property key) -> value
         self._ids = itertools.count(10001)
@@ -56,6 +57,7 @@ class JiraStandIn(StandIn):
     def clear_records(self) -> None:
         self.comments.clear()
         self.applied.clear()
+        self.transitioned.clear()
         self.users.clear()
         self.stored.clear()
         self.issue_properties.clear()
@@ -105,6 +107,7 @@ class JiraStandIn(StandIn):
             if wanted not in {t["id"] for t in self.transitions}:
                 return Reply(400, {"errorMessages": ["Transition id is not valid."]})
             self.applied.append((parts[4], wanted))
+            self.transitioned.append((parts[4], wanted, list(sent.get("properties") or [])))
             for prop in sent.get("properties") or []:  # set together with the transition
                 self.issue_properties[(parts[4], prop["key"])] = prop.get("value")
             return Reply(204)
