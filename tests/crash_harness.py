@@ -75,12 +75,13 @@ class Outbound:
 
     @contextmanager
     def watch(
-        self, fail_at: int | None = None, kind: str = "", fail_when: Callable[[str], bool] | None = None
+        self, fail_at: int | None = None, kind: str = "", fail_when: Callable[[str], bool] | None = None,
+        times: int = 1,
     ) -> Iterator[list[str]]:
-        """Record the calls made in this thread; make call number ``fail_at`` (or the first call whose
-        label ``fail_when`` picks) fail the ``kind`` way."""
+        """Record the calls made in this thread; make call number ``fail_at`` (or the first ``times`` calls
+        whose label ``fail_when`` picks) fail the ``kind`` way."""
         calls: list[str] = []
-        self._local.state = (calls, fail_at, kind, fail_when)
+        self._local.state = [calls, fail_at, kind, fail_when, times]
         try:
             yield calls
         finally:
@@ -90,20 +91,29 @@ class Outbound:
         state = getattr(self._local, "state", None)
         if state is None:
             return self._original(adapter, request, *args, **kwargs)
-        calls, fail_at, kind, fail_when = state
+        calls, fail_at, kind, fail_when, times = state
         index = len(calls)
         calls.append(self.label(request))
-        picked = index == fail_at or (fail_when is not None and fail_when(calls[index]))
+        picked = index == fail_at or (fail_when is not None and times > 0 and fail_when(calls[index]))
         if not picked:
             return self._original(adapter, request, *args, **kwargs)
         if fail_when is not None:
-            self._local.state = (calls, fail_at, kind, None)  # only the first such call
+            state[4] = times - 1
         if kind == NEVER_SENT:
             refused = NewConnectionError(None, "injected: connection refused before anything was sent")
             raise requests.exceptions.ConnectionError(MaxRetryError(None, request.url, refused), request=request)
         response = self._original(adapter, request, *args, **kwargs)
         response.content  # noqa: B018 - the remote has acted and answered in full
         raise Crash(f"the process died after call {index}: {calls[index]}")
+
+
+def install(bridge: Any, monkeypatch: Any) -> Outbound:
+    """The wrapper for this test, naming each stand-in and Azurite service by its port."""
+    stack = bridge.stack
+    ports = {stack.point.port: "point", stack.entra.port: "entra", stack.vault.port: "keyvault",
+             stack.jira.port: "jira", stack.servicenow.port: "servicenow", stack.callbacks.port: "callback",
+             stack.azurite.ports["table"]: "table", stack.azurite.ports["queue"]: "queue"}
+    return Outbound(ports).install(monkeypatch)
 
 
 @dataclass

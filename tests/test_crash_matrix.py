@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from conftest import fixture, functions
-from crash_harness import CRASH, KINDS, Cell, Outbound, check, queue_client, recover, run_guarded, take
+from crash_harness import CRASH, KINDS, Cell, Outbound, check, install, queue_client, recover, run_guarded, take
 
 from deskbridge import auth
 
@@ -37,11 +37,7 @@ _cells = iter(range(1, 1_000_000))
 
 @pytest.fixture
 def outbound(bridge, monkeypatch) -> Outbound:
-    stack = bridge.stack
-    ports = {stack.point.port: "point", stack.entra.port: "entra", stack.vault.port: "keyvault",
-             stack.jira.port: "jira", stack.servicenow.port: "servicenow", stack.callbacks.port: "callback",
-             stack.azurite.ports["table"]: "table", stack.azurite.ports["queue"]: "queue"}
-    return Outbound(ports).install(monkeypatch)
+    return install(bridge, monkeypatch)
 
 
 def fresh(bridge: Any) -> None:
