@@ -120,14 +120,14 @@ class InvalidTransition(ValueError):
 
 def transition(state: str, event: Event) -> tuple[Status, tuple[Effect, ...]]:
     """The new state and the effects, in order; InvalidTransition when the table has no such row."""
-    try:
-        return TABLE[(str(state), Event(event))]
-    except KeyError:
-        raise InvalidTransition(str(state), Event(event)) from None
+    found = TABLE.get((state, event))  # str and StrEnum keys hash alike
+    if found is None:
+        raise InvalidTransition(str(state), Event(event))
+    return found
 
 
 def allowed(state: str, event: Event) -> bool:
-    return (str(state), Event(event)) in TABLE
+    return (state, event) in TABLE
 
 
 def mermaid() -> str:
