@@ -101,7 +101,6 @@ class TokenSource:
         self._credential: Any = None
         self._token: Any = None  # the last AccessToken, reused until it is about to expire
         self._lock = threading.Lock()
-        self.requests = 0  # get_token calls that could reach Entra ID, for tests and benchmarks
 
     def token(self) -> str:
         try:
@@ -136,7 +135,6 @@ class TokenSource:
                 self._credential = self._build(False)
             credential = self._credential
             try:
-                self.requests += 1
                 self._token = credential.get_token(self._scope)
                 return self._token.token
             except SecretUnavailable as exc:

@@ -176,7 +176,8 @@ def poisoned(runtime: Runtime, message: str) -> str:
         "desk update given up: %s",
         message[:300],
         extra={"bridge_event": "poisoned", "outcome": "desk_update_failed",
-               "source": key.source if key else "", "ticket": key.ticket if key else ""},
+               "source": key.source if key else "", "ticket": key.ticket if key else "",
+               "update": key.update if key else ""},
     )
     if key is None or not key.update:
         return "malformed"
