@@ -62,6 +62,11 @@ def desk_update_poisoned(msg: func.QueueMessage) -> None:
     handlers.desk_update_poisoned(msg)
 
 
+@app.timer_trigger(arg_name="timer", schedule="%BRIDGE_RECONCILE_SCHEDULE%", run_on_startup=False)
+def reconcile(timer: func.TimerRequest) -> None:
+    handlers.reconcile(timer)
+
+
 @app.timer_trigger(arg_name="timer", schedule="0 0 6 * * *", run_on_startup=False)
 def secret_expiry_check(timer: func.TimerRequest) -> None:
     handlers.secret_expiry_check(timer)

@@ -45,7 +45,8 @@ else:
     figures["import_s"] = time.perf_counter() - started
     figures["rss_after_import_mib"] = rss_mib()
     heavy = ("requests", "azure.identity", "azure.core", "azure.data.tables", "azure.storage.queue",
-             "azure.keyvault.secrets", "msal", "cryptography", "urllib3", "deskbridge.service", "deskbridge.cli")
+             "azure.keyvault.secrets", "msal", "cryptography", "urllib3", "deskbridge.intake", "deskbridge.executor",
+             "deskbridge.cli")
     figures["heavy_modules_at_import"] = [name for name in heavy if name in sys.modules]
     figures["modules_at_import"] = len(sys.modules)
     provision = {f.get_function_name(): f for f in function_app.app.get_functions()}["provision"]

@@ -237,7 +237,7 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-@command("replay", "queue a failed or uncertain request for another attempt (after checking Syskit Point)",
+@command("replay", "queue a failed, uncertain or rejected request for another attempt (after checking Syskit Point)",
          needs=("storage",))
 def _replay_setup(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="jira, servicenow, provision, ...")
@@ -247,12 +247,12 @@ def _replay_setup(parser: argparse.ArgumentParser) -> None:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from deskbridge.service import Bridge
+    from deskbridge import operator
 
     if args.json and not args.yes:
         raise Failure(Problem("replay --json does not ask for confirmation", "add --yes"))
-    bridge = Bridge(runtime())
-    record = bridge.runtime.ledger.get(args.source, args.ticket)
+    current = runtime()
+    record = current.ledger.get(args.source, args.ticket)
     if record is None:
         raise Failure(Problem(f"no request is recorded for {args.source}/{args.ticket}",
                               "python -m deskbridge list --all shows what is recorded"))
@@ -267,7 +267,7 @@ def _replay(args: argparse.Namespace) -> int:
             print("Nothing done.")
             return 1
     try:
-        replayed = bridge.replay(args.source, args.ticket)
+        replayed = operator.replay(current, args.source, args.ticket)
     except (ValueError, LookupError) as exc:
         raise Failure(str(exc)) from None
     emit(args, replayed.summary() if args.json else f"{args.source}/{args.ticket} queued for an attempt now.")

@@ -1,4 +1,4 @@
-"""Azure Functions glue: ``func.HttpRequest`` in, plain values to the service, ``func.HttpResponse`` out.
+"""Azure Functions glue: ``func.HttpRequest`` in, plain values to the use cases, ``func.HttpResponse`` out.
 
 The only module of the package that knows Azure Functions types. It imports
 nothing heavy at module level, so importing ``function_app`` stays cheap and
@@ -28,11 +28,10 @@ def _json(status: int, body: Any) -> func.HttpResponse:
     )
 
 
-def _bridge() -> Any:
+def _runtime() -> Any:
     from deskbridge import runtime
-    from deskbridge.service import Bridge
 
-    return Bridge(runtime.current())
+    return runtime.current()
 
 
 def _internal_error(where: str) -> func.HttpResponse:
@@ -43,28 +42,35 @@ def _internal_error(where: str) -> func.HttpResponse:
     )
 
 
+def _dequeue_count(msg: func.QueueMessage) -> int:
+    return int(getattr(msg, "dequeue_count", None) or 1)
+
+
 def approval(route: str, req: func.HttpRequest) -> func.HttpResponse:
+    from deskbridge import intake
+
     try:
-        result = _bridge().accept(route, req.get_body(), dict(req.headers))
+        result = intake.accept(_runtime(), route, req.get_body(), dict(req.headers))
     except Exception:
         return _internal_error(route)
     return _json(result.http_status, result.body)
 
 
 def request_status(req: func.HttpRequest) -> func.HttpResponse:
+    from deskbridge import intake
+
     try:
-        result = _bridge().status(req.route_params.get("source", ""), req.route_params.get("ticket", ""))
+        result = intake.status(_runtime(), req.route_params.get("source", ""), req.route_params.get("ticket", ""))
     except Exception:
         return _internal_error("status")
     return _json(result.http_status, result.body)
 
 
 def point_event(req: func.HttpRequest) -> func.HttpResponse:
-    from deskbridge import runtime
     from deskbridge.events import handle_point_event
 
     try:
-        result = handle_point_event(runtime.current(), req.get_body(), dict(req.headers))
+        result = handle_point_event(_runtime(), req.get_body(), dict(req.headers))
     except Exception:
         return _internal_error("point/events")
     return _json(result.http_status, result.body)
@@ -94,40 +100,39 @@ def openapi(req: func.HttpRequest) -> func.HttpResponse:
 
 def retry(msg: func.QueueMessage) -> None:
     """Exceptions propagate on purpose: the host retries, then poisons the message."""
-    _bridge().retry(msg.get_body().decode("utf-8"))
+    from deskbridge import worker
+
+    worker.retry(_runtime(), msg.get_body().decode("utf-8"), _dequeue_count(msg))
 
 
 def retry_poisoned(msg: func.QueueMessage) -> None:
-    _bridge().poisoned(msg.get_body().decode("utf-8"))
+    from deskbridge import worker
+
+    worker.poisoned(_runtime(), msg.get_body().decode("utf-8"))
 
 
 def desk_update(msg: func.QueueMessage) -> None:
-    from deskbridge import runtime
-    from deskbridge.events import desk_update as write
+    """Exceptions propagate on purpose: the host redelivers, and the write-back looks before writing again."""
+    from deskbridge import writeback
 
-    write(runtime.current(), msg.get_body().decode("utf-8"))
+    writeback.desk_update(_runtime(), msg.get_body().decode("utf-8"), _dequeue_count(msg))
 
 
 def desk_update_poisoned(msg: func.QueueMessage) -> None:
-    from deskbridge.retries import QueueKey
+    from deskbridge import writeback
 
-    body = msg.get_body().decode("utf-8", "replace")
-    try:  # the workbook and the alert group by source and ticket
-        key = QueueKey.decode(body)
-        dimensions = {"source": key.source, "ticket": key.ticket, "update": key.update}
-    except ValueError:
-        dimensions = {}
-    log.error(
-        "desk update given up: %s",
-        body[:300],
-        extra={"bridge_event": "poisoned", "outcome": "desk_update_failed", **dimensions},
-    )
+    writeback.poisoned(_runtime(), msg.get_body().decode("utf-8", "replace"))
+
+
+def reconcile(timer: func.TimerRequest) -> None:
+    """Every few minutes: move stranded requests and desk updates forward (deskbridge.reconciler)."""
+    from deskbridge import reconciler
+
+    reconciler.sweep(_runtime())
 
 
 def secret_expiry_check(timer: func.TimerRequest) -> None:
     """Once a day: warn again about cached secrets that expire soon (a long-lived worker reads them once)."""
-    from deskbridge import runtime
-
-    current = runtime.current()
+    current = _runtime()
     if "secrets" in current.__dict__:  # nothing read yet: nothing to warn about, and no vault call
         current.secrets.recheck()

@@ -3,7 +3,8 @@
 Inserting the record before Syskit Point is called is what makes a request
 idempotent: the first insert wins, every later copy reads the outcome.
 Status changes use the record's ETag, so two workers never overwrite each
-other's view of a request.
+other's view of a request. Record times keep microseconds, from the
+runtime's clock.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
+from deskbridge.clock import SYSTEM, Clock
 from deskbridge.model import OPEN_STATUSES
 
 _CHUNK = 30000  # characters per string property (the service allows 64 KiB, UTF-16)
@@ -25,11 +27,17 @@ def utcnow() -> datetime:
 
 
 def iso(moment: datetime | None) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z") if moment else ""
+    """UTC with microseconds and a Z: fixed width, so the Table service compares them as it sorts them."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z") if moment else ""
 
 
 def parse_iso(text: str) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+_HISTORY = 30  # transitions kept on a record, newest last
+_EVENT_KEYS = 10  # Syskit Point idempotency keys kept on a record
 
 
 class StaleRecord(Exception):
@@ -66,7 +74,24 @@ class LedgerRecord:
     replayed_at: str = ""  # when an operator last replayed it: the retry schedule restarts there
     replay_base: int = 0  # attempts made before that replay
     desk_updates: list[str] = field(default_factory=list)  # write-back steps done, never repeated
+    # The retry chain: only the queue message carrying this token may attempt the request.
+    attempt_token: str = ""
+    sends: int = 0  # provisioning POSTs that left the bridge, as far as it knows
+    history: list[str] = field(default_factory=list)  # "event>state", newest last
+    events: list[str] = field(default_factory=list)  # Syskit Point idempotency keys applied to it
+    event_at: str = ""  # when the last Syskit Point event for it came
+    # Outcomes the ticket is owed: {update: {"token": ..., "due": iso}}; removed once written or given up.
+    desk_owed: dict[str, dict[str, str]] = field(default_factory=dict)
     etag: str = field(default="", repr=False)
+
+    def remember(self, entry: str) -> None:
+        self.history = [*self.history, entry][-_HISTORY:]
+
+    def applied_event(self, key: str) -> bool:
+        return key in self.events
+
+    def add_event(self, key: str) -> None:
+        self.events = [*(k for k in self.events if k != key), key][-_EVENT_KEYS:]
 
     def summary(self) -> dict[str, Any]:
         """What the status route and operators see: no addresses, no body."""
@@ -103,7 +128,8 @@ class LedgerRecord:
 
 
 _PROPERTY = {f.name: "".join(part.capitalize() for part in f.name.split("_")) for f in fields(LedgerRecord)}
-_JSON_FIELDS = ("reply_to", "warnings", "desk_updates")
+_JSON_FIELDS = ("reply_to", "warnings", "desk_updates", "history", "events", "desk_owed")
+_INT_FIELDS = ("template_id", "owner_count", "member_count", "point_status", "attempts", "replay_base", "sends")
 _NAMES = tuple(f.name for f in fields(LedgerRecord))
 # A property left out reads back as the field's default (from_entity), so empty ones are not
 # written: a fresh record has a dozen, and each costs the Tables SDK's serializer time.
@@ -130,6 +156,8 @@ def to_entity(record: LedgerRecord) -> dict[str, Any]:
         if name in _DEFAULTS and value == _DEFAULTS[name] and name not in _ALWAYS_WRITTEN:
             continue
         entity[_PROPERTY[name]] = json.dumps(value) if name in _JSON_FIELDS else value
+    if record.desk_owed:  # derived, for the reconciler's server-side filter; never read back
+        entity["DeskDue"] = min(owed.get("due", "") for owed in record.desk_owed.values())
     return entity
 
 
@@ -142,12 +170,26 @@ def from_entity(entity: Any) -> LedgerRecord:
         values[name] = json.loads(value) if name in _JSON_FIELDS and isinstance(value, str) else value
     chunks = int(entity.get("BodyChunks", 0) or 0)
     values["body"] = "".join(entity.get(f"Body{i}", "") for i in range(chunks))
-    for name in ("template_id", "owner_count", "member_count", "point_status", "attempts", "replay_base"):
+    for name in _INT_FIELDS:
         if name in values:
             values[name] = int(values[name])
     metadata = getattr(entity, "metadata", None) or {}
-    values["etag"] = metadata.get("etag", "")
+    values["etag"] = metadata.get("etag") or ""
     return LedgerRecord(**values)
+
+
+@dataclass(frozen=True)
+class Stranded:
+    """What a sweep needs to know of a record that may be stuck (the reconciler reads it in full to act)."""
+
+    source: str
+    ticket: str
+    status: str
+    updated_at: str
+    next_attempt_at: str
+    desk_owed: dict[str, dict[str, str]]
+    name_key: str
+    workspace_type: str
 
 
 def ensure_table(table: Any) -> Any:
@@ -164,14 +206,15 @@ def ensure_table(table: Any) -> Any:
 class Ledger:
     """Request records in one Azure Table (``TableClient``)."""
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, clock: Clock = SYSTEM) -> None:
         self._table = table
+        self._clock = clock
 
     def insert(self, record: LedgerRecord) -> bool:
         """Insert if absent. False when a record for this ticket already exists."""
         from azure.core.exceptions import ResourceExistsError
 
-        now = iso(utcnow())
+        now = iso(self._clock.now())
         record.created_at = record.created_at or now
         record.updated_at = now
         try:
@@ -179,7 +222,7 @@ class Ledger:
             metadata = self._table.create_entity(to_entity(record), response_preference="return-no-content")
         except ResourceExistsError:
             return False
-        record.etag = (metadata or {}).get("etag", "")
+        record.etag = self._etag(metadata, record)
         return True
 
     def get(self, source: str, ticket: str) -> LedgerRecord | None:
@@ -196,7 +239,9 @@ class Ledger:
         from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
         from azure.data.tables import UpdateMode
 
-        record.updated_at = iso(utcnow())
+        if not record.etag:  # no known version: read it again rather than write blind
+            raise StaleRecord(f"{record.source}/{record.ticket}: no ETag")
+        record.updated_at = iso(self._clock.now())
         try:
             metadata = self._table.update_entity(
                 to_entity(record),
@@ -206,8 +251,16 @@ class Ledger:
             )
         except (ResourceModifiedError, ResourceNotFoundError):
             raise StaleRecord(f"{record.source}/{record.ticket}") from None
-        record.etag = (metadata or {}).get("etag", "")
+        record.etag = self._etag(metadata, record)
         return record
+
+    def _etag(self, metadata: Any, record: LedgerRecord) -> str:
+        """The ETag the service answered; when the SDK hands none back, the one stored now."""
+        etag = (metadata or {}).get("etag") or ""
+        if not etag:
+            stored = self.get(record.source, record.ticket)
+            etag = stored.etag if stored is not None else ""
+        return etag
 
     def change(
         self, source: str, ticket: str, mutate: Callable[[LedgerRecord], LedgerRecord | None], tries: int = 8
@@ -236,15 +289,49 @@ class Ledger:
         for entity in entities:
             yield from_entity(entity)
 
-    def open_by_name(self, name_key: str, workspace_type: str) -> list[LedgerRecord]:
-        """Open requests for this workspace, oldest first (correlating Point's events)."""
+    def by_name(self, name_key: str, workspace_type: str) -> list[LedgerRecord]:
+        """Every request for this workspace, open or settled, oldest first."""
         entities = self._table.query_entities(
             "NameKey eq @name and WorkspaceType eq @type", parameters={"name": name_key, "type": workspace_type}
         )
         records = [from_entity(e) for e in entities]
-        open_ones = [r for r in records if r.status in OPEN_STATUSES]
-        return sorted(open_ones, key=lambda r: r.created_at)
+        return sorted(records, key=lambda r: parse_iso(r.created_at) or _EARLIEST)
 
+    def open_by_name(self, name_key: str, workspace_type: str) -> list[LedgerRecord]:
+        """Open requests for this workspace, oldest first (correlating Point's events)."""
+        return [r for r in self.by_name(name_key, workspace_type) if r.status in OPEN_STATUSES]
+
+    def stranded(
+        self, stale_before: datetime, lost_before: datetime, uncertain_before: datetime | None = None
+    ) -> Iterator[Stranded]:
+        """Records a sweep must look at, filtered by the Table service: pending since before
+        ``stale_before``, queued with a next attempt before ``lost_before``, a desk update due before
+        ``lost_before``, and (optionally) uncertain since before ``uncertain_before``. Settled records,
+        nearly all of a big ledger, never leave the service."""
+        # The SDK substitutes @names split on spaces: keep a space after each one.
+        clauses = [
+            "(Status eq 'pending' and UpdatedAt lt @stale )",
+            "(Status eq 'queued' and NextAttemptAt lt @lost )",
+            "DeskDue lt @lost",
+        ]
+        params = {"stale": iso(stale_before), "lost": iso(lost_before)}
+        if uncertain_before is not None:
+            clauses.append("(Status eq 'uncertain' and UpdatedAt lt @uncertain )")
+            params["uncertain"] = iso(uncertain_before)
+        columns = ["PartitionKey", "RowKey", "Status", "UpdatedAt", "NextAttemptAt", "DeskOwed", "NameKey",
+                   "WorkspaceType"]
+        for entity in self._table.query_entities(" or ".join(clauses), parameters=params, select=columns):
+            owed = entity.get("DeskOwed")
+            yield Stranded(
+                source=entity["PartitionKey"],
+                ticket=entity["RowKey"],
+                status=entity.get("Status", ""),
+                updated_at=entity.get("UpdatedAt", ""),
+                next_attempt_at=entity.get("NextAttemptAt", ""),
+                desk_owed=json.loads(owed) if isinstance(owed, str) and owed else {},
+                name_key=entity.get("NameKey", ""),
+                workspace_type=entity.get("WorkspaceType", ""),
+            )
 
 
 def _row_key(delivery_id: str) -> str:
@@ -252,21 +339,57 @@ def _row_key(delivery_id: str) -> str:
 
 
 class Deliveries:
-    """Delivery ids already handled (webhook-id, Point idempotencyKey): drop replays."""
+    """Delivery ids already handled (webhook-id, Point idempotencyKey): drop replays.
 
-    def __init__(self, table: Any) -> None:
+    A row holds when the id was first seen and a fingerprint of what came with it (a hash of the
+    body), so a retry of the same delivery can be told from a replayed id on another body.
+    """
+
+    def __init__(self, table: Any, clock: Clock = SYSTEM) -> None:
         self._table = table
+        self._clock = clock
 
-    def first_time(self, kind: str, delivery_id: str) -> bool:
+    def first_time(self, kind: str, delivery_id: str, fingerprint: str = "") -> bool:
         """Record the id; False when it was seen before."""
         from azure.core.exceptions import ResourceExistsError
 
+        entity = {"PartitionKey": kind, "RowKey": _row_key(delivery_id), "SeenAt": iso(self._clock.now())}
+        if fingerprint:
+            entity["Fingerprint"] = fingerprint
         try:
-            self._table.create_entity({"PartitionKey": kind, "RowKey": _row_key(delivery_id), "SeenAt": iso(utcnow())})
+            self._table.create_entity(entity)
         except ResourceExistsError:
             return False
         return True
 
+    def fingerprint(self, kind: str, delivery_id: str) -> str | None:
+        """The fingerprint recorded with the id ("" if none), or None when the id is not recorded."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            entity = self._table.get_entity(kind, _row_key(delivery_id))
+        except ResourceNotFoundError:
+            return None
+        return str(entity.get("Fingerprint", ""))
+
     def forget(self, kind: str, delivery_id: str) -> None:
         """Undo first_time when handling failed, so the sender's retry is processed."""
         self._table.delete_entity(kind, _row_key(delivery_id))
+
+    def prune(self, seen_before: datetime) -> int:
+        """Delete ids first seen before ``seen_before`` (batches of 100 per kind); returns how many."""
+        entities = self._table.query_entities(
+            "SeenAt lt @cutoff", parameters={"cutoff": iso(seen_before)}, select=["PartitionKey", "RowKey"]
+        )
+        pruned = 0
+        batch: list[tuple[str, Any]] = []
+        for entity in entities:
+            if batch and (len(batch) == 100 or batch[0][1]["PartitionKey"] != entity["PartitionKey"]):
+                self._table.submit_transaction(batch)
+                pruned += len(batch)
+                batch = []
+            batch.append(("delete", {"PartitionKey": entity["PartitionKey"], "RowKey": entity["RowKey"]}))
+        if batch:
+            self._table.submit_transaction(batch)
+            pruned += len(batch)
+        return pruned

@@ -5,6 +5,15 @@ alive connections), one Entra ID credential (its token cache), explicit
 connect and read timeouts. :meth:`PointClient.provision` never re-sends a
 POST whose outcome is unknown, and stays inside a time budget so the desk
 gets its answer in seconds.
+
+What an answer means (Syskit Point documents no idempotency, so only what
+provably did not act is sent again): 2xx accepted; 408, 425, 429 and 503,
+and a connection that failed before the request left, are retried (within
+the budget, then from the queue; Retry-After honoured); 500, 502, 504 and
+other 5xx, and no answer after sending, are uncertain and never re-sent by
+the bridge on its own; 401/403 with a fresh token and 404/405 at the
+provisioning endpoint (a wrong POINT_URL) are configuration problems, kept
+on the retry schedule; any other 4xx is a refusal.
 """
 
 from __future__ import annotations
@@ -21,13 +30,16 @@ import requests
 
 from deskbridge import telemetry
 from deskbridge.causes import Unreachable, diagnose
+from deskbridge.clock import SYSTEM, Clock
 from deskbridge.model import ProvisioningRequest
 from deskbridge.secrets import SecretCache, SecretUnavailable
 
 log = telemetry.logger("deskbridge.point")
 
-RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
-REJECTED_STATUSES = frozenset({400, 404, 409, 422})
+# Syskit Point did not act: safe to send again.
+RETRYABLE_STATUSES = frozenset({408, 425, 429, 503})
+# The endpoint is not a provisioning endpoint: POINT_URL (or a proxy in front) is wrong.
+MISCONFIGURED_STATUSES = frozenset({404, 405})
 
 
 class TokenError(Exception):
@@ -94,9 +106,10 @@ _STILL_VALID_MARGIN = 30  # seconds: a token this close to expiry is not handed 
 class TokenSource:
     """Tokens for Syskit Point, cached by one azure-identity credential."""
 
-    def __init__(self, scope: str, build: Callable[[bool], Any]) -> None:
+    def __init__(self, scope: str, build: Callable[[bool], Any], clock: Clock = SYSTEM) -> None:
         self._scope = scope
         self._build = build  # build(refresh_secret) -> credential
+        self._clock = clock
         self._credential: Any = None
         self._token: Any = None  # the last AccessToken, reused until it is about to expire
         self._lock = threading.Lock()
@@ -120,7 +133,7 @@ class TokenSource:
         # thread of a cold burst ask Entra ID at once. While a token is being renewed, others
         # keep using the current one if it is still valid.
         cached = self._token
-        now = time.time()
+        now = self._clock.time()
         if cached is not None and cached.expires_on - _RENEW_BEFORE_EXPIRY > now:
             return cached.token
         still_valid = cached is not None and cached.expires_on - _STILL_VALID_MARGIN > now
@@ -128,7 +141,7 @@ class TokenSource:
             return cached.token  # another thread is renewing it
         try:
             cached = self._token
-            if cached is not None and cached.expires_on - _RENEW_BEFORE_EXPIRY > time.time():
+            if cached is not None and cached.expires_on - _RENEW_BEFORE_EXPIRY > self._clock.time():
                 return cached.token
             if self._credential is None:
                 self._credential = self._build(False)
@@ -151,8 +164,22 @@ class TokenSource:
             self._lock.release()
 
 
+def credential_options(timeouts: tuple[float, float]) -> dict[str, Any]:
+    """One token request per get_token, with the client's own timeouts: the caller's budget decides
+    what happens after a failure (azure-identity would otherwise retry with back-off, seconds)."""
+    connect, read = timeouts
+    return {"retry_total": 0, "connection_timeout": connect, "read_timeout": read}
+
+
 def client_secret_tokens(
-    tenant_id: str, client_id: str, scope: str, secrets: SecretCache, secret_name: str
+    tenant_id: str,
+    client_id: str,
+    scope: str,
+    secrets: SecretCache,
+    secret_name: str,
+    *,
+    timeouts: tuple[float, float] = (3.05, 6.0),
+    clock: Clock = SYSTEM,
 ) -> TokenSource:
     """Client credentials with the secret read from Key Vault."""
 
@@ -164,32 +191,43 @@ def client_secret_tokens(
         except SecretUnavailable as exc:
             raise _secret_failure(exc) from None
         # The authority follows AZURE_AUTHORITY_HOST (sovereign clouds, local stand-ins).
-        return ClientSecretCredential(tenant_id, client_id, secret, disable_instance_discovery=True)
+        return ClientSecretCredential(
+            tenant_id, client_id, secret, disable_instance_discovery=True, **credential_options(timeouts)
+        )
 
-    return _guarded(scope, build)
+    return _guarded(scope, build, clock)
 
 
-def federated_tokens(tenant_id: str, client_id: str, scope: str, managed_identity_client_id: str = "") -> TokenSource:
+def federated_tokens(
+    tenant_id: str,
+    client_id: str,
+    scope: str,
+    managed_identity_client_id: str = "",
+    *,
+    timeouts: tuple[float, float] = (3.05, 6.0),
+    clock: Clock = SYSTEM,
+) -> TokenSource:
     """No secret: the function's managed identity is a federated credential of the app."""
 
     def build(_refresh_secret: bool) -> Any:
         from azure.identity import ClientAssertionCredential, ManagedIdentityCredential
 
+        options = credential_options(timeouts)
         identity = (
-            ManagedIdentityCredential(client_id=managed_identity_client_id)
+            ManagedIdentityCredential(client_id=managed_identity_client_id, **options)
             if managed_identity_client_id
-            else ManagedIdentityCredential()
+            else ManagedIdentityCredential(**options)
         )
 
         def assertion() -> str:
             return identity.get_token("api://AzureADTokenExchange/.default").token
 
-        return ClientAssertionCredential(tenant_id, client_id, assertion, disable_instance_discovery=True)
+        return ClientAssertionCredential(tenant_id, client_id, assertion, disable_instance_discovery=True, **options)
 
-    return _guarded(scope, build)
+    return _guarded(scope, build, clock)
 
 
-def _guarded(scope: str, build: Callable[[bool], Any]) -> TokenSource:
+def _guarded(scope: str, build: Callable[[bool], Any], clock: Clock = SYSTEM) -> TokenSource:
     def safe_build(refresh_secret: bool) -> Any:
         try:
             return build(refresh_secret)
@@ -198,15 +236,16 @@ def _guarded(scope: str, build: Callable[[bool], Any]) -> TokenSource:
         except Exception as exc:
             raise classify_token_failure(exc) from None
 
-    return TokenSource(scope, safe_build)
+    return TokenSource(scope, safe_build, clock)
 
 
 class CallOutcome(StrEnum):
     ACCEPTED = "accepted"  # 2xx
     REJECTED = "rejected"  # Syskit Point refused the body
-    UNCERTAIN = "uncertain"  # sent, no answer: never re-send by itself
-    TRANSIENT = "transient"  # safe to try again later
+    UNCERTAIN = "uncertain"  # sent, and Syskit Point may have acted (no answer, 500/502/504): never re-sent
+    TRANSIENT = "transient"  # Syskit Point did not act: safe to try again later
     UNAUTHORIZED = "unauthorized"  # token or consent: an admin must act
+    MISCONFIGURED = "misconfigured"  # 404/405 at the provisioning endpoint: POINT_URL is wrong
 
 
 @dataclass(frozen=True)
@@ -293,11 +332,17 @@ class PointClient:
         self._sleep = sleep
         self._clock = clock
 
+    def deadline(self) -> float:
+        """When an attempt that starts now must stop retrying (the clock is the client's own)."""
+        return self._clock() + self.budget
+
     # -- provisioning -------------------------------------------------------
-    def provision(self, request: ProvisioningRequest) -> ProvisionResult:
+    def provision(self, request: ProvisioningRequest, deadline: float | None = None) -> ProvisionResult:
+        """Send the request, retrying what provably did not act until ``deadline`` (default: the budget
+        from now). Token requests, made before and between the POSTs, count against the same deadline."""
         url = f"{self.base_url}/v1.0/provision/{request.workspace_type}"
         body = request.point_body()
-        deadline = self._clock() + self.budget
+        deadline = self.deadline() if deadline is None else deadline
         sends = 0
         refreshed = False
         pause = 0.25
@@ -364,7 +409,7 @@ class PointClient:
                     return ProvisionResult(
                         CallOutcome.UNAUTHORIZED, status, message=f"Syskit Point answered {status}: {hint}", sends=sends
                     )
-                if status in RETRYABLE_STATUSES or status >= 500:
+                if status in RETRYABLE_STATUSES:
                     retry_after = retry_after_seconds(response)
                     result = ProvisionResult(
                         CallOutcome.TRANSIENT,
@@ -373,9 +418,23 @@ class PointClient:
                         retry_after=retry_after,
                         sends=sends,
                     )
-                    if status not in RETRYABLE_STATUSES:
-                        return result  # a 500 is not retried inside the callback
                     wait = retry_after if retry_after is not None else pause
+                elif status >= 500:
+                    return ProvisionResult(
+                        CallOutcome.UNCERTAIN,
+                        status,
+                        message=f"Syskit Point answered {status} ({error_message_from(response)}); it may have "
+                        "acted on the request, so it is not re-sent",
+                        sends=sends,
+                    )
+                elif status in MISCONFIGURED_STATUSES:
+                    return ProvisionResult(
+                        CallOutcome.MISCONFIGURED,
+                        status,
+                        message=f"Syskit Point answered {status} to POST {url[len(self.base_url):]}: no provisioning "
+                        "endpoint there; check POINT_URL",
+                        sends=sends,
+                    )
                 else:
                     return ProvisionResult(
                         CallOutcome.REJECTED,

@@ -1,9 +1,12 @@
 """The durable retry path: Azure Storage queues and their schedule.
 
 A message names only the ledger key (source and ticket, and for desk
-updates which outcome to write), never the request body or a secret; the
-ledger holds the rest. A retry's delay is the message's initial visibility
-timeout, so no function ever sleeps waiting for it.
+updates which outcome to write) and the attempt token of the chain it
+belongs to, never the request body or a secret; the ledger holds the rest.
+A message whose token is not the record's current one is dropped, so a
+replay, a redelivery or a reconciler re-queue never runs two chains. A
+retry's delay is the message's initial visibility timeout, so no function
+ever sleeps waiting for it.
 """
 
 from __future__ import annotations
@@ -43,23 +46,42 @@ class QueueKey:
     source: str
     ticket: str
     update: str = ""  # desk updates: which outcome to write (provisioning, completed, point_failed)
+    token: str = ""  # the attempt token of the chain this message belongs to ("" from older versions)
+    check: bool = False  # desk updates: an earlier try may have written; look for the marker first
 
     def encode(self) -> str:
-        body: dict[str, str] = {"source": self.source, "ticket": self.ticket}
+        body: dict[str, Any] = {"source": self.source, "ticket": self.ticket}
         if self.update:
             body["update"] = self.update
+        if self.token:
+            body["token"] = self.token
+        if self.check:
+            body["check"] = True
         return json.dumps(body, separators=(",", ":"))
 
     @classmethod
     def decode(cls, text: str) -> QueueKey:
-        body = json.loads(text)
+        try:
+            body = json.loads(text)
+        except ValueError:
+            raise ValueError("a queue message must be JSON") from None
         if (
             not isinstance(body, dict)
             or not isinstance(body.get("source"), str)
             or not isinstance(body.get("ticket"), str)
         ):
             raise ValueError('a queue message must be {"source": ..., "ticket": ...}')
-        return cls(body["source"], body["ticket"], str(body.get("update", "")))
+        return cls(
+            body["source"], body["ticket"], str(body.get("update", "")), str(body.get("token", "")),
+            body.get("check") is True,
+        )
+
+
+def new_token() -> str:
+    """A fresh attempt token: which message may act on a record now."""
+    import secrets
+
+    return secrets.token_hex(6)
 
 
 class WorkQueue:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 from deskbridge.causes import is_loopback
+from deskbridge.clock import SYSTEM, Clock
 from deskbridge.settings import STORAGE_NOT_SET, ConfigurationError, Settings
 
 T = TypeVar("T")
@@ -90,8 +91,18 @@ def _quiet_sdk_request_logs() -> None:
 
 
 class Runtime:
-    def __init__(self, settings: Settings | None = None) -> None:
+    """Builds each client once and hands collaborators in: the settings, the clock, the adapters.
+
+    ``sdk_options`` go to every Azure SDK client it builds (tests pass ``retry_total=0`` so that a
+    failure reaches the bridge's own handling instead of the SDK's back-off).
+    """
+
+    def __init__(
+        self, settings: Settings | None = None, clock: Clock = SYSTEM, sdk_options: Mapping[str, Any] | None = None
+    ) -> None:
         self.settings = settings or Settings()
+        self.clock = clock
+        self.sdk_options = dict(sdk_options or {})
         self._lock = threading.RLock()
         _quiet_sdk_request_logs()
 
@@ -115,17 +126,24 @@ class Runtime:
         from deskbridge.expiry import ExpiryWatch
         from deskbridge.secrets import SecretCache
 
-        vault = self.settings.key_vault_url
+        s = self.settings
+        vault = s.key_vault_url
+        connect, read = s.point_timeouts
         # A vault on loopback is the local stand-in; the SDK would refuse its challenge.
-        client = SecretClient(
-            vault,
-            self.azure_credential,
-            verify_challenge_resource=not is_loopback(vault),
-            retry_total=2,  # a desk waits for the answer: fail over to the retry queue quickly
-            retry_backoff_max=2,
-            **_fail_fast(vault),
+        options = {
+            "retry_total": 1,  # a desk waits for the answer: fail over to a stale value or the queue quickly
+            "retry_backoff_factor": 0.2,
+            "retry_backoff_max": 1,
+            "connection_timeout": connect,
+            "read_timeout": read,
+        } | _fail_fast(vault) | self.sdk_options
+        loopback = is_loopback(vault)
+        client = SecretClient(vault, self.azure_credential, verify_challenge_resource=not loopback, **options)
+        watch = ExpiryWatch.from_settings(s)
+        watch.now = self.clock.now
+        return SecretCache(
+            client, s.secret_ttl, clock=self.clock.monotonic, on_read=watch, stale_seconds=s.secret_stale
         )
-        return SecretCache(client, self.settings.secret_ttl, on_read=ExpiryWatch.from_settings(self.settings))
 
     # -- Syskit Point --------------------------------------------------------
     @lazy
@@ -133,13 +151,24 @@ class Runtime:
         from deskbridge.point import PointClient, client_secret_tokens, federated_tokens
 
         s = self.settings
+        options = {"timeouts": s.point_timeouts, "clock": self.clock}
         if s.point_auth_mode == "federated":
-            tokens = federated_tokens(s.point_tenant_id, s.point_client_id, s.point_scope, s.environ("AZURE_CLIENT_ID"))
+            tokens = federated_tokens(
+                s.point_tenant_id, s.point_client_id, s.point_scope, s.environ("AZURE_CLIENT_ID"), **options
+            )
         else:
             tokens = client_secret_tokens(
-                s.point_tenant_id, s.point_client_id, s.point_scope, self.secrets, s.point_client_secret_name
+                s.point_tenant_id, s.point_client_id, s.point_scope, self.secrets, s.point_client_secret_name,
+                **options,
             )
-        client = PointClient(s.point_url, tokens, timeouts=s.point_timeouts, budget_seconds=s.point_retry_budget)
+        client = PointClient(
+            s.point_url,
+            tokens,
+            timeouts=s.point_timeouts,
+            budget_seconds=s.point_retry_budget,
+            sleep=self.clock.sleep,
+            clock=self.clock.monotonic,
+        )
         options = _transport_options()
         if options:  # the environment's CA bundle, read once (see _transport_options)
             client.session.trust_env = False
@@ -153,21 +182,14 @@ class Runtime:
         from deskbridge.ledger import ensure_table
 
         connection = self.settings.storage_connection_string
+        endpoint = connection or self.settings.storage_service_uri("table")
+        options = _transport_options() | _fail_fast(endpoint) | self.sdk_options
         if connection:
-            client = TableClient.from_connection_string(
-                connection, table_name=name, **_transport_options(), **_fail_fast(connection)
-            )
+            client = TableClient.from_connection_string(connection, table_name=name, **options)
         else:
-            endpoint = self.settings.storage_service_uri("table")
             if not endpoint:
                 raise ConfigurationError("AzureWebJobsStorage", STORAGE_NOT_SET)
-            client = TableClient(
-                endpoint=endpoint,
-                table_name=name,
-                credential=self.storage_credential,
-                **_transport_options(),
-                **_fail_fast(endpoint),
-            )
+            client = TableClient(endpoint=endpoint, table_name=name, credential=self.storage_credential, **options)
         return ensure_table(client)
 
     def _queue(self, name: str) -> Any:
@@ -181,22 +203,14 @@ class Runtime:
             "message_decode_policy": TextBase64DecodePolicy(),
         }
         connection = self.settings.storage_connection_string
+        endpoint = connection or self.settings.storage_service_uri("queue")
+        options = _transport_options() | _fail_fast(endpoint) | self.sdk_options
         if connection:
-            client = QueueClient.from_connection_string(
-                connection, name, **policies, **_transport_options(), **_fail_fast(connection)
-            )
+            client = QueueClient.from_connection_string(connection, name, **policies, **options)
         else:
-            endpoint = self.settings.storage_service_uri("queue")
             if not endpoint:
                 raise ConfigurationError("AzureWebJobsStorage", STORAGE_NOT_SET)
-            client = QueueClient(
-                endpoint,
-                name,
-                credential=self.storage_credential,
-                **policies,
-                **_transport_options(),
-                **_fail_fast(endpoint),
-            )
+            client = QueueClient(endpoint, name, credential=self.storage_credential, **policies, **options)
         return ensure_queue(client)
 
     @lazy
@@ -213,13 +227,13 @@ class Runtime:
     def ledger(self) -> Any:
         from deskbridge.ledger import Ledger
 
-        return Ledger(self._table(self.settings.ledger_table))
+        return Ledger(self._table(self.settings.ledger_table), self.clock)
 
     @lazy
     def deliveries(self) -> Any:
         from deskbridge.ledger import Deliveries
 
-        return Deliveries(self._table(self.settings.deliveries_table))
+        return Deliveries(self._table(self.settings.deliveries_table), self.clock)
 
     @lazy
     def retry_queue(self) -> Any:
@@ -264,6 +278,13 @@ class Runtime:
             s.require("SERVICENOW_URL"), username=s.require("SERVICENOW_USERNAME"), password=password
         )
 
+    @lazy
+    def callbacks(self) -> Any:
+        """Where /api/provision callers hear the outcome (their ticket.callbackUrl)."""
+        from deskbridge.desks.callback import CallbackClient
+
+        return CallbackClient()
+
     def forget(self, name: str) -> None:
         """Drop a built client (after its secret was rotated)."""
         with self._lock:
@@ -283,9 +304,11 @@ def current() -> Runtime:
     return _current
 
 
-def reset(environ: Mapping[str, str] | None = None) -> Runtime:
+def reset(
+    environ: Mapping[str, str] | None = None, clock: Clock = SYSTEM, sdk_options: Mapping[str, Any] | None = None
+) -> Runtime:
     """A fresh runtime (tests, the demo): new settings, no clients built yet."""
     global _current
     with _current_lock:
-        _current = Runtime(Settings(environ))
+        _current = Runtime(Settings(environ), clock, sdk_options)
     return _current

@@ -3,7 +3,9 @@
 One :class:`SecretCache` per worker process wraps one ``SecretClient``.
 A secret is read once, kept for the TTL, and re-read on demand when the
 caller has reason to believe it was rotated (a 401 from Syskit Point, an
-``invalid_client`` from Entra ID).
+``invalid_client`` from Entra ID). When the TTL has passed and Key Vault
+cannot be reached, the last value read keeps being used, with a warning
+each time, for at most the stale limit (BRIDGE_SECRET_STALE_SECONDS).
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ class SecretReader(Protocol):
     def get_secret(self, name: str, **kwargs: Any) -> Any: ...
 
 
+_RETRY_VAULT_AFTER = 30.0  # seconds: while a stale value is in use, ask Key Vault again this often at most
+
+
 class SecretCache:
     def __init__(
         self,
@@ -55,12 +60,15 @@ class SecretCache:
         ttl_seconds: float,
         clock: Callable[[], float] = time.monotonic,
         on_read: Callable[[Secret], None] | None = None,
+        stale_seconds: float = 0.0,
     ) -> None:
         self._client = client
         self._ttl = ttl_seconds
+        self._stale = stale_seconds
         self._clock = clock
         self._on_read = on_read  # called after each Key Vault read (the expiry warning), never on a cache hit
         self._cache: dict[str, Secret] = {}
+        self._failed_at: dict[str, float] = {}  # the last failed read while a stale value was in use
         self._lock = threading.Lock()
         self.reads = 0  # Key Vault round trips, for tests and benchmarks
 
@@ -72,7 +80,18 @@ class SecretCache:
             current = self._cache.get(name)
             if current is not None and (current is not seen or not refresh) and self._fresh(current):
                 return current  # fresh, or re-read by another thread while this one waited
-            secret = self._read(name)
+            if current is not None and not refresh and self._usable_stale(current):
+                failed_at = self._failed_at.get(name)
+                if failed_at is not None and self._clock() - failed_at < _RETRY_VAULT_AFTER:
+                    return self._stale_value(current, "Key Vault failed moments ago")
+            try:
+                secret = self._read(name)
+            except SecretUnavailable as exc:
+                if current is None or refresh or not exc.transient or not self._usable_stale(current):
+                    raise
+                self._failed_at[name] = self._clock()
+                return self._stale_value(current, exc.reason)
+            self._failed_at.pop(name, None)
             self._cache[name] = secret
         if self._on_read is not None:
             try:
@@ -83,6 +102,21 @@ class SecretCache:
 
     def _fresh(self, secret: Secret) -> bool:
         return self._clock() - secret.read_at < self._ttl
+
+    def _usable_stale(self, secret: Secret) -> bool:
+        return self._clock() - secret.read_at < self._ttl + self._stale
+
+    def _stale_value(self, secret: Secret, reason: str) -> Secret:
+        age = self._clock() - secret.read_at
+        log.warning(
+            "Key Vault secret %s could not be read again (%s); using the value read %d s ago (stale limit %d s)",
+            secret.name,
+            reason,
+            age,
+            self._ttl + self._stale,
+            extra={"bridge_event": "secret", "secret_name": secret.name, "outcome": "stale"},
+        )
+        return secret
 
     def value(self, name: str, *, refresh: bool = False) -> str:
         return self.get(name, refresh=refresh).value

@@ -80,6 +80,11 @@ SETTINGS: tuple[SettingSpec, ...] = (
     _spec("KEY_VAULT_URL", None, "URL of the Key Vault holding every secret", True),
     _spec("BRIDGE_SECRET_TTL_SECONDS", "3600", "how long a secret read from Key Vault is cached in process"),
     _spec("BRIDGE_SECRET_EXPIRY_WARNING_DAYS", "30", "warn when a secret expires within this many days"),
+    _spec(
+        "BRIDGE_SECRET_STALE_SECONDS",
+        "86400",
+        "while Key Vault is unreachable, keep using a secret read this long ago at most (a warning each time)",
+    ),
     # Storage
     _spec("AzureWebJobsStorage", "", "storage account of the ledger and queues (and the Functions host), as a connection string; UseDevelopmentStorage=true is Azurite on its default ports. In Azure, instead, the identity-based AzureWebJobsStorage__* settings (infra sets them)"),
     _spec("BRIDGE_LEDGER_TABLE", "provisioningrequests", "Azure Table holding one record per ticket"),
@@ -98,6 +103,28 @@ SETTINGS: tuple[SettingSpec, ...] = (
     ),
     _spec("BRIDGE_RETRY_SCHEDULE", "60,300,1800,7200,21600", "seconds between attempts; the last one repeats"),
     _spec("BRIDGE_RETRY_MAX_AGE_SECONDS", "86400", "keep retrying until a request is at least this old"),
+    # The reconciler
+    _spec(
+        "BRIDGE_RECONCILE_SCHEDULE",
+        "0 */5 * * * *",
+        "NCRONTAB schedule of the reconciler, which moves stranded requests and desk updates forward",
+    ),
+    _spec(
+        "BRIDGE_QUEUE_GRACE_SECONDS",
+        "600",
+        "a retry or desk update this long overdue is taken as lost: the reconciler queues it again",
+    ),
+    _spec(
+        "BRIDGE_DELIVERY_RETENTION_SECONDS",
+        "604800",
+        "how long delivery ids (webhook-id, Syskit Point idempotencyKey) are kept to drop replays",
+    ),
+    _spec(
+        "BRIDGE_UNCERTAIN_RESEND_AFTER_SECONDS",
+        "",
+        "off when empty; else re-send an uncertain request when no Syskit Point event for its workspace came "
+        "within this many seconds (needs POINT_WEBHOOK_KEY_SECRET_NAME; may provision twice)",
+    ),
     # Limits
     _spec("BRIDGE_MAX_BODY_BYTES", "262144", "largest request body accepted"),
     _spec("BRIDGE_MAX_OWNERS", "100", "most owners one request may name"),
@@ -346,6 +373,10 @@ class Settings:
     def secret_expiry_warning_days(self) -> int:
         return self._int("BRIDGE_SECRET_EXPIRY_WARNING_DAYS")
 
+    @cached_property
+    def secret_stale(self) -> int:
+        return self._int("BRIDGE_SECRET_STALE_SECONDS")
+
     # -- storage ------------------------------------------------------------
     def _storage_name(self, name: str, pattern: str) -> str:
         import re
@@ -397,6 +428,32 @@ class Settings:
     @cached_property
     def retry_max_age(self) -> int:
         return self._int("BRIDGE_RETRY_MAX_AGE_SECONDS")
+
+    @cached_property
+    def pending_stale(self) -> float:
+        """Seconds after which a pending record's worker is surely gone: longer than any attempt can take."""
+        connect, read = self.point_timeouts
+        return self.point_retry_budget + connect + read + 60
+
+    # -- the reconciler -----------------------------------------------------
+    @property
+    def reconcile_schedule(self) -> str:
+        return self.require("BRIDGE_RECONCILE_SCHEDULE")
+
+    @cached_property
+    def queue_grace(self) -> int:
+        return self._int("BRIDGE_QUEUE_GRACE_SECONDS", minimum=1)
+
+    @cached_property
+    def delivery_retention(self) -> int:
+        return self._int("BRIDGE_DELIVERY_RETENTION_SECONDS", minimum=600)
+
+    @cached_property
+    def uncertain_resend_after(self) -> int | None:
+        """None when the optional re-send of uncertain requests is off (the default)."""
+        if not self.raw("BRIDGE_UNCERTAIN_RESEND_AFTER_SECONDS"):
+            return None
+        return self._int("BRIDGE_UNCERTAIN_RESEND_AFTER_SECONDS", minimum=60)
 
     # -- limits -------------------------------------------------------------
     @cached_property
@@ -506,7 +563,12 @@ def _storage_check(settings: Settings) -> None:
 # The settings each part of the bridge needs, for doctor (all of them) and the commands (theirs).
 SETTING_GROUPS: dict[str, Callable[[Settings], tuple[Callable[[], object], ...]]] = {
     "point": _point_checks,  # Syskit Point and its token (the client secret is in Key Vault in secret mode)
-    "key vault": lambda s: (lambda: s.key_vault_url, lambda: s.secret_ttl, lambda: s.secret_expiry_warning_days),
+    "key vault": lambda s: (
+        lambda: s.key_vault_url,
+        lambda: s.secret_ttl,
+        lambda: s.secret_expiry_warning_days,
+        lambda: s.secret_stale,
+    ),
     "storage": lambda s: (
         lambda: _storage_check(s),
         lambda: s.ledger_table,
@@ -517,6 +579,10 @@ SETTING_GROUPS: dict[str, Callable[[Settings], tuple[Callable[[], object], ...]]
         lambda: s.desk_poison_queue,
         lambda: s.retry_schedule,
         lambda: s.retry_max_age,
+        lambda: s.reconcile_schedule,
+        lambda: s.queue_grace,
+        lambda: s.delivery_retention,
+        lambda: s.uncertain_resend_after,
     ),
     "limits": lambda s: (lambda: s.max_body_bytes, lambda: s.max_owners, lambda: s.max_members),
     "callers": lambda s: (

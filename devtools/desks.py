@@ -1,10 +1,19 @@
-"""Jira and ServiceNow stand-ins that record what the bridge writes back."""
+"""Jira and ServiceNow stand-ins that record what the bridge writes back.
+
+They also answer the lookups the bridge makes before writing a step again,
+the way the real APIs do: Jira's comments with ``expand=properties`` (Service
+Management internal notes among them, carrying ``sd.public.comment``) and its
+issue properties; ServiceNow's journal through the Table API on
+``sys_journal_field``.
+"""
 
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from devtools.standin import Call, Reply, StandIn, bearer
@@ -49,6 +58,10 @@ class JiraStandIn(StandIn):
         self.users: dict[str, JiraUser] = {}
         self.comments: list[tuple[str, dict[str, Any], str]] = []  # (issue key, body, kind)
         self.applied: list[tuple[str, str]] = []  # (issue key, transition id)
+        self.transitioned: list[tuple[str, str, list[dict[str, Any]]]] = []  # (issue, id, properties set with it)
+        self.stored: list[dict[str, Any]] = []  # every comment as Jira keeps it (issue, id, body, properties)
+        self.issue_properties: dict[tuple[str, str], Any] = {}  # (issue key, property key) -> value
+        self._ids = itertools.count(10001)
         self.reset_access()
 
     def reset_access(self) -> None:
@@ -95,6 +108,21 @@ class JiraStandIn(StandIn):
         values = [workflow][start:]
         return Reply(200, {"maxResults": 50, "startAt": start, "total": 1, "isLast": True, "values": values})
 
+    def clear_records(self) -> None:
+        self.comments.clear()
+        self.applied.clear()
+        self.transitioned.clear()
+        self.users.clear()
+        self.stored.clear()
+        self.issue_properties.clear()
+
+    def _store(self, issue: str, body: str, properties: list[dict[str, Any]]) -> str:
+        comment_id = str(next(self._ids))
+        created = datetime.now(UTC).isoformat(timespec="milliseconds")
+        self.stored.append({"issue": issue, "id": comment_id, "body": body, "created": created,
+                            "properties": list(properties)})
+        return comment_id
+
     def add_user(self, account_id: str, display_name: str, email: str = "") -> JiraUser:
         user = JiraUser(account_id, display_name, email)
         self.users[account_id] = user
@@ -120,21 +148,55 @@ class JiraStandIn(StandIn):
             if user.email:
                 shown["emailAddress"] = user.email
             return Reply(200, shown)
-        if call.method == "POST" and parts[:4] == ["rest", "api", "2", "issue"] and parts[-1] == "comment":
-            self.comments.append((parts[4], json.loads(call.body), "comment"))
-            return Reply(201, {"id": str(len(self.comments))})
+        if parts[:4] == ["rest", "api", "2", "issue"] and len(parts) == 6 and parts[-1] == "comment":
+            if call.method == "GET":
+                return self._list_comments(parts[4], call)
+            sent = json.loads(call.body)
+            self.comments.append((parts[4], sent, "comment"))
+            comment_id = self._store(parts[4], sent.get("body", ""), sent.get("properties") or [])
+            return Reply(201, {"id": comment_id, "body": sent.get("body", "")})
         if call.method == "POST" and parts[:3] == ["rest", "servicedeskapi", "request"] and parts[-1] == "comment":
-            self.comments.append((parts[3], json.loads(call.body), "internal-note"))
-            return Reply(201, {"id": len(self.comments)})
+            sent = json.loads(call.body)
+            self.comments.append((parts[3], sent, "internal-note"))
+            visibility = {"key": "sd.public.comment", "value": {"internal": not sent.get("public", True)}}
+            comment_id = self._store(parts[3], sent.get("body", ""), [visibility])
+            return Reply(201, {"id": int(comment_id), "body": sent.get("body", ""), "public": sent.get("public")})
         if parts[:4] == ["rest", "api", "3", "issue"] and parts[-1] == "transitions":
             if call.method == "GET":
                 return Reply(200, {"transitions": self.transitions})
-            wanted = json.loads(call.body).get("transition", {}).get("id")
+            sent = json.loads(call.body)
+            wanted = sent.get("transition", {}).get("id")
             if wanted not in {t["id"] for t in self.transitions}:
                 return Reply(400, {"errorMessages": ["Transition id is not valid."]})
             self.applied.append((parts[4], wanted))
+            self.transitioned.append((parts[4], wanted, list(sent.get("properties") or [])))
+            for prop in sent.get("properties") or []:  # set together with the transition
+                self.issue_properties[(parts[4], prop["key"])] = prop.get("value")
             return Reply(204)
+        if call.method == "GET" and parts[:4] == ["rest", "api", "3", "issue"] and len(parts) == 7 \
+                and parts[5] == "properties":
+            value = self.issue_properties.get((parts[4], parts[6]))
+            if value is None:
+                return Reply(404, {"errorMessages": [f"The property with key '{parts[6]}' does not exist."]})
+            return Reply(200, {"key": parts[6], "value": value})
         return Reply(404, {"errorMessages": [f"No route {call.method} {call.path}"]})
+
+    def _list_comments(self, issue: str, call: Call) -> Reply:
+        """GET /rest/api/2/issue/{key}/comment: paged, ``orderBy=-created`` newest first, properties on expand."""
+        query = {k: v[0] for k, v in call.query.items()}
+        found = [c for c in self.stored if c["issue"] == issue]
+        if query.get("orderBy") == "-created":
+            found.reverse()
+        start, size = int(query.get("startAt", 0)), int(query.get("maxResults", 50))
+        expand = "properties" in query.get("expand", "").split(",")
+        shown = []
+        for comment in found[start:start + size]:
+            item = {"id": comment["id"], "body": comment["body"], "created": comment["created"],
+                    "author": {"emailAddress": self.email}}
+            if expand:
+                item["properties"] = comment["properties"]
+            shown.append(item)
+        return Reply(200, {"startAt": start, "maxResults": size, "total": len(found), "comments": shown})
 
 
 class ServiceNowStandIn(StandIn):
@@ -144,6 +206,8 @@ class ServiceNowStandIn(StandIn):
         super().__init__(**kwargs)
         self.username, self.password, self.token = username, password, token
         self.patches: list[tuple[str, dict[str, Any]]] = []
+        self.journal: list[dict[str, str]] = []  # sys_journal_field: one row per work note or comment
+        self._ids = itertools.count(1)
         self.reset_access()
 
     def reset_access(self) -> None:
@@ -152,6 +216,10 @@ class ServiceNowStandIn(StandIn):
         self.can_write = True
         self.rows_hidden = False  # True: the read passes but row ACLs filter every record out
         self.items = [{"sys_id": "8f1c2b7e4f3a1210a1b2c3d4e5f60718", "number": "RITM0010452"}]
+
+    def clear_records(self) -> None:
+        self.patches.clear()
+        self.journal.clear()
 
     def handle(self, call: Call) -> Reply:
         authorised = (self.token and bearer(call) == self.token) or (
@@ -177,8 +245,36 @@ class ServiceNowStandIn(StandIn):
                                    "status": "failure"})
             fields = json.loads(call.body)
             self.patches.append((parts[4], fields))
+            for element in ("work_notes", "comments"):
+                if fields.get(element):
+                    self.journal.append({
+                        "sys_id": f"{next(self._ids):032x}", "element_id": parts[4], "name": "sc_req_item",
+                        "element": element, "value": fields[element],
+                        "sys_created_on": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                    })
             return Reply(200, {"result": {"sys_id": parts[4], **fields}})
+        if call.method == "GET" and call.path == "/api/now/table/sys_journal_field":
+            return self._query_journal(call)
         return Reply(404, {"error": {"message": "No route"}})
+
+    def _query_journal(self, call: Call) -> Reply:
+        """The Table API's encoded query on the journal: ``field=value`` and ``fieldLIKEtext``, joined by ``^``."""
+        query = {k: v[0] for k, v in call.query.items()}
+        rows = list(self.journal)
+        for condition in filter(None, query.get("sysparm_query", "").split("^")):
+            name, like, text = condition.partition("LIKE")
+            if like and "=" not in name:
+                rows = [r for r in rows if text in r.get(name, "")]
+                continue
+            name, equals, value = condition.partition("=")
+            if not equals:
+                return Reply(400, {"error": {"message": f"Invalid query condition {condition!r}"}})
+            rows = [r for r in rows if r.get(name) == value]
+        rows = rows[: int(query.get("sysparm_limit", 10000))]
+        wanted = [f for f in query.get("sysparm_fields", "").split(",") if f]
+        if wanted:
+            rows = [{f: r.get(f, "") for f in wanted} for r in rows]
+        return Reply(200, {"result": rows})
 
 
 @dataclass
@@ -188,14 +284,26 @@ class Received:
 
 
 class CallbackReceiver(StandIn):
-    """Where an /api/provision caller's ticket.callbackUrl points."""
+    """Where an /api/provision caller's ticket.callbackUrl points.
+
+    Like a careful receiver it acts once per ``webhook-id``: ``received`` holds every delivery,
+    ``accepted`` the first of each id.
+    """
 
     name = "callback"
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.received: list[Received] = []
+        self.accepted: dict[str, Received] = {}
+
+    def clear_records(self) -> None:
+        self.received.clear()
+        self.accepted.clear()
 
     def handle(self, call: Call) -> Reply:
-        self.received.append(Received(call.headers, json.loads(call.body)))
+        received = Received(call.headers, json.loads(call.body))
+        self.received.append(received)
+        message_id = next((v for k, v in call.headers.items() if k.lower() == "webhook-id"), "")
+        self.accepted.setdefault(message_id or f"unnamed-{len(self.received)}", received)
         return Reply(204)

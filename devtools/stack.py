@@ -90,13 +90,11 @@ class LocalStack:
         self.point.fail_names.clear()
         self.point.deliveries.clear()
         self.point.reset_behaviour()
-        self.jira.comments.clear()
-        self.jira.applied.clear()
-        self.jira.users.clear()
+        self.jira.clear_records()
         self.jira.reset_access()
+        self.servicenow.clear_records()
         self.servicenow.reset_access()
-        self.servicenow.patches.clear()
-        self.callbacks.received.clear()
+        self.callbacks.clear_records()
         app = self.entra.apps[BRIDGE_APP_ID]
         app.secret, app.secret_expired, app.roles = self.client_secret, False, {"Point.Provisioning", "Point.Admin"}
         app.federated_subject = self.entra.managed_identity_id

@@ -212,6 +212,9 @@ param bridgeSecretTtlSeconds string = ''
 @description('BRIDGE_SECRET_EXPIRY_WARNING_DAYS: warn when a secret expires within this many days (empty: 30)')
 param bridgeSecretExpiryWarningDays string = ''
 
+@description('BRIDGE_SECRET_STALE_SECONDS: while Key Vault is unreachable, keep using a secret read this long ago at most (empty: 86400)')
+param bridgeSecretStaleSeconds string = ''
+
 @description('BRIDGE_LEDGER_TABLE: Azure Table holding one record per ticket')
 param bridgeLedgerTable string = 'provisioningrequests'
 
@@ -235,6 +238,18 @@ param bridgeRetrySchedule string = ''
 
 @description('BRIDGE_RETRY_MAX_AGE_SECONDS: keep retrying until a request is at least this old (empty: 86400)')
 param bridgeRetryMaxAgeSeconds string = ''
+
+@description('BRIDGE_RECONCILE_SCHEDULE: NCRONTAB schedule of the reconciler (a timer binding expression: never empty)')
+param bridgeReconcileSchedule string = '0 */5 * * * *'
+
+@description('BRIDGE_QUEUE_GRACE_SECONDS: a retry or desk update this long overdue is queued again by the reconciler (empty: 600)')
+param bridgeQueueGraceSeconds string = ''
+
+@description('BRIDGE_DELIVERY_RETENTION_SECONDS: how long delivery ids are kept to drop replays (empty: 604800)')
+param bridgeDeliveryRetentionSeconds string = ''
+
+@description('BRIDGE_UNCERTAIN_RESEND_AFTER_SECONDS: re-send an uncertain request when no Syskit Point event came within this many seconds (empty: off)')
+param bridgeUncertainResendAfterSeconds string = ''
 
 @description('BRIDGE_MAX_BODY_BYTES: largest request body accepted (empty: 262144)')
 param bridgeMaxBodyBytes string = ''
@@ -521,6 +536,7 @@ var bridgeSettings = union(secretNameSettings, {
   POINT_RETRY_BUDGET_SECONDS: pointRetryBudgetSeconds
   BRIDGE_SECRET_TTL_SECONDS: bridgeSecretTtlSeconds
   BRIDGE_SECRET_EXPIRY_WARNING_DAYS: bridgeSecretExpiryWarningDays
+  BRIDGE_SECRET_STALE_SECONDS: bridgeSecretStaleSeconds
   BRIDGE_LEDGER_TABLE: bridgeLedgerTable
   BRIDGE_DELIVERIES_TABLE: bridgeDeliveriesTable
   BRIDGE_RETRY_QUEUE: bridgeRetryQueue
@@ -529,6 +545,10 @@ var bridgeSettings = union(secretNameSettings, {
   BRIDGE_DESK_POISON_QUEUE: bridgeDeskPoisonQueue
   BRIDGE_RETRY_SCHEDULE: bridgeRetrySchedule
   BRIDGE_RETRY_MAX_AGE_SECONDS: bridgeRetryMaxAgeSeconds
+  BRIDGE_RECONCILE_SCHEDULE: bridgeReconcileSchedule
+  BRIDGE_QUEUE_GRACE_SECONDS: bridgeQueueGraceSeconds
+  BRIDGE_DELIVERY_RETENTION_SECONDS: bridgeDeliveryRetentionSeconds
+  BRIDGE_UNCERTAIN_RESEND_AFTER_SECONDS: bridgeUncertainResendAfterSeconds
   BRIDGE_MAX_BODY_BYTES: bridgeMaxBodyBytes
   BRIDGE_MAX_OWNERS: bridgeMaxOwners
   BRIDGE_MAX_MEMBERS: bridgeMaxMembers

@@ -25,6 +25,7 @@ import azure.functions as func  # noqa: E402
 from azure.functions.queue import QueueMessage  # noqa: E402
 
 from deskbridge import runtime  # noqa: E402
+from deskbridge.clock import ShiftedClock  # noqa: E402
 from devtools.stack import LocalStack  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -61,12 +62,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 
 
 class Bridge:
-    """The app under test: settings, and calls into its registered functions."""
+    """The app under test: settings, and calls into its registered functions.
+
+    ``clock`` is the one the runtime hands out: ``bridge.clock.advance(s)`` moves the bridge's time
+    forward (stale limits, grace periods, cache ages) without sleeping. ``sdk_options`` go to every
+    Azure SDK client (``{"retry_total": 0}`` lets a failure reach the bridge instead of the SDK's back-off).
+    """
 
     def __init__(self, stack: LocalStack, settings: dict[str, str]) -> None:
         self.stack = stack
         self.settings = settings
-        self.runtime = runtime.reset(settings)
+        self.clock = ShiftedClock()
+        self.sdk_options: dict[str, Any] = {}
+        self.runtime = runtime.reset(settings, self.clock)
 
     def configure(self, **changes: str) -> None:
         """Change settings (a new worker process, as after an app-settings change)."""
@@ -75,7 +83,11 @@ class Bridge:
                 self.settings.pop(key, None)
             else:
                 self.settings[key] = value
-        self.runtime = runtime.reset(self.settings)
+        self.restart()
+
+    def restart(self) -> None:
+        """A new worker process: same settings and clock, no clients, caches or tokens."""
+        self.runtime = runtime.reset(self.settings, self.clock, self.sdk_options)
 
     def http(
         self,

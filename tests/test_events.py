@@ -23,6 +23,7 @@ from conftest import fixture, functions
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from deskbridge.auth import sign_point_event
+from deskbridge.desks import marker_line, step_marker
 
 NAME = "Project Apollo"  # the workspace the tests/fixtures/point_*.json events are about
 APOLLO = {
@@ -101,6 +102,16 @@ def desk_calls(standin) -> list[tuple[str, str]]:
     return [(c.method, c.path) for c in standin.calls]
 
 
+def marked(text: str, ticket: str, update: str, step: str, source: str = "jira") -> str:
+    """A note as written: the outcome, then the line that marks the bridge's step (found again on a retry)."""
+    return f"{text}\n\n{marker_line(step_marker(source, ticket, update, f'{update}:{step}'))}"
+
+
+def comment_property(ticket: str, update: str) -> list[dict[str, Any]]:
+    """The comment property that marks a plain Jira comment."""
+    return [{"key": "deskbridge", "value": {"marker": step_marker("jira", ticket, update, f"{update}:jira-comment")}}]
+
+
 def unchanged(bridge, before) -> bool:
     after = bridge.record(before.source, before.ticket)
     return after.etag == before.etag and after.status == before.status
@@ -119,8 +130,10 @@ def test_signed_started_event_moves_the_request_to_provisioning(bridge):
     assert bridge.record("jira", "APO-1").status == "provisioning"
     # The webhook call only queues the write-back: no desk was called yet.
     assert bridge.stack.jira.calls == []
+    owed = bridge.record("jira", "APO-1").desk_owed
+    assert list(owed) == ["provisioning"]  # owed in the same write that settled it
     assert queued(bridge) == [
-        {"source": "jira", "ticket": "APO-1", "update": "provisioning"}]
+        {"source": "jira", "ticket": "APO-1", "update": "provisioning", "token": owed["provisioning"]["token"]}]
 
 
 @pytest.mark.parametrize("tamper", [
@@ -319,13 +332,16 @@ def test_jira_gets_an_internal_note_for_each_event_and_nothing_more(bridge):
     jira = bridge.stack.jira
     assert desk_calls(jira) == [("POST", "/rest/servicedeskapi/request/APO-1/comment")] * 2
     assert jira.comments == [
-        ("APO-1", {"body": 'Syskit Point started provisioning the Team "Project Apollo".', "public": False},
-         "internal-note"),
-        ("APO-1", {"body": 'The Team "Project Apollo" is ready: https://contoso.sharepoint.com/sites/project-apollo',
-                   "public": False}, "internal-note"),
+        ("APO-1", {"body": marked('Syskit Point started provisioning the Team "Project Apollo".', "APO-1",
+                                  "provisioning", "jira-comment"), "public": False}, "internal-note"),
+        ("APO-1", {"body": marked('The Team "Project Apollo" is ready: '
+                                  "https://contoso.sharepoint.com/sites/project-apollo", "APO-1", "completed",
+                                  "jira-comment"), "public": False}, "internal-note"),
     ]
     assert jira.applied == []  # no transition configured
-    assert bridge.record("jira", "APO-1").desk_updates == ["provisioning:jira-comment", "completed:jira-comment"]
+    record = bridge.record("jira", "APO-1")
+    assert record.desk_updates == ["provisioning:jira-comment", "completed:jira-comment"]
+    assert record.desk_owed == {}  # nothing owed any more
 
 
 def test_jira_plain_comment_and_transition_by_name_when_completed(bridge):
@@ -341,8 +357,11 @@ def test_jira_plain_comment_and_transition_by_name_when_completed(bridge):
         ("POST", "/rest/api/3/issue/APO-1/transitions"),
     ]
     assert jira.comments == [("APO-1", {"body": 'The Team "Project Apollo" is ready: '
-                                                "https://contoso.sharepoint.com/sites/project-apollo"}, "comment")]
-    assert jira.calls[2].json() == {"transition": {"id": "31"}}
+                                                "https://contoso.sharepoint.com/sites/project-apollo",
+                                        "properties": comment_property("APO-1", "completed")}, "comment")]
+    transition_marker = step_marker("jira", "APO-1", "completed", "completed:jira-transition")
+    assert jira.calls[2].json() == {"transition": {"id": "31"}, "properties": [
+        {"key": f"deskbridge.{transition_marker}", "value": {"transition": "done"}}]}
     assert jira.applied == [("APO-1", "31")]
     # Basic auth with the account e-mail and the API token read from Key Vault.
     assert jira.calls[0].headers["Authorization"].startswith("Basic ")
@@ -364,9 +383,10 @@ def test_jira_failure_reason_and_failed_transition(bridge):
         ("POST", "/rest/api/3/issue/APO-1/transitions"),
     ]
     assert jira.comments[1][1] == {
-        "body": 'Syskit Point could not provision the Team "Project Apollo": A site already exists at '
-                "https://contoso.sharepoint.com/sites/project-apollo. "
-                "(correlation id b3c1e2d4-5f6a-4b7c-8d9e-0f1a2b3c4d5e)",
+        "body": marked('Syskit Point could not provision the Team "Project Apollo": A site already exists at '
+                       "https://contoso.sharepoint.com/sites/project-apollo. "
+                       "(correlation id b3c1e2d4-5f6a-4b7c-8d9e-0f1a2b3c4d5e)", "APO-1", "point_failed",
+                       "jira-comment"),
         "public": False,
     }
     assert jira.applied == [("APO-1", "41")]
@@ -376,7 +396,7 @@ def test_transition_the_workflow_does_not_offer_is_skipped_with_a_warning(bridge
     bridge.configure(JIRA_TRANSITION_COMPLETED="Ship it")
     approve(bridge)
     send(bridge, event("completed"))
-    with caplog.at_level(logging.WARNING, logger="deskbridge.events"):
+    with caplog.at_level(logging.WARNING, logger="deskbridge.writeback"):
         write_back(bridge)
     assert [c[0] for c in bridge.stack.jira.comments] == ["APO-1"]
     assert bridge.stack.jira.applied == []
@@ -402,9 +422,11 @@ def test_servicenow_gets_work_notes_and_optional_states(bridge):
     servicenow = bridge.stack.servicenow
     assert desk_calls(servicenow) == [("PATCH", f"/api/now/table/sc_req_item/{sys_id}")] * 2
     assert servicenow.patches == [
-        (sys_id, {"work_notes": 'Syskit Point started provisioning the Team "Project Apollo".'}),
-        (sys_id, {"work_notes": 'The Team "Project Apollo" is ready: '
-                                "https://contoso.sharepoint.com/sites/project-apollo", "state": "3"}),
+        (sys_id, {"work_notes": marked('Syskit Point started provisioning the Team "Project Apollo".',
+                                       "RITM0010452", "provisioning", "servicenow", "servicenow")}),
+        (sys_id, {"work_notes": marked('The Team "Project Apollo" is ready: '
+                                       "https://contoso.sharepoint.com/sites/project-apollo", "RITM0010452",
+                                       "completed", "servicenow", "servicenow"), "state": "3"}),
     ]
     assert servicenow.calls[0].headers["Authorization"].startswith("Basic ")
     assert bridge.stack.jira.calls == []
@@ -440,7 +462,15 @@ def test_jira_outage_then_recovery_writes_exactly_one_note(bridge):
     started = time.monotonic()
     write_back(bridge)
     jira = bridge.stack.jira
-    assert len(jira.calls) == 3 and len(jira.comments) == 1
+    # A 500 may come after the note was written: each retry looks for its marker before writing again.
+    assert desk_calls(jira) == [
+        ("POST", "/rest/servicedeskapi/request/APO-1/comment"),  # 500
+        ("GET", "/rest/api/2/issue/APO-1/comment"),  # 500
+        ("GET", "/rest/api/2/issue/APO-1/comment"),  # no marker there
+        ("POST", "/rest/servicedeskapi/request/APO-1/comment"),
+    ]
+    assert jira.calls[1].query == {"expand": ["properties"], "orderBy": ["-created"], "maxResults": ["100"]}
+    assert len(jira.comments) == 1
     assert time.monotonic() - started >= 2  # each retry waited its turn on the queue (schedule 1,1)
     assert bridge.record("jira", "APO-1").desk_updates == ["completed:attempts=2", "completed:jira-comment"]
 
@@ -450,7 +480,35 @@ def test_servicenow_outage_then_recovery_writes_exactly_one_patch(bridge):
     send(bridge, event("completed"))
     bridge.stack.servicenow.fail_next(2, 500)
     write_back(bridge)
-    assert len(bridge.stack.servicenow.calls) == 3 and len(bridge.stack.servicenow.patches) == 1
+    servicenow = bridge.stack.servicenow
+    assert [c.method for c in servicenow.calls] == ["PATCH", "GET", "GET", "PATCH"]
+    assert len(servicenow.patches) == 1
+
+
+def test_a_note_that_reached_the_desk_before_an_unclear_answer_is_not_written_again(bridge):
+    """The desk acts, and its answer never arrives (the connection drops): the retry finds the marker."""
+    bridge.configure(JIRA_INTERNAL_NOTE="false")
+    approve(bridge)
+    servicenow_request(bridge)
+    send(bridge, event("completed"))  # both records are named "Project Apollo": the oldest, APO-1
+    send(bridge, event("completed"))  # then RITM0010452
+    bridge.stack.jira.drop_next(1, method="POST")
+    bridge.stack.servicenow.drop_next(1, method="PATCH")
+    write_back(bridge)
+    jira, servicenow = bridge.stack.jira, bridge.stack.servicenow
+    assert desk_calls(jira) == [("POST", "/rest/api/2/issue/APO-1/comment"), ("GET", "/rest/api/2/issue/APO-1/comment")]
+    assert len(jira.comments) == 1 and jira.stored[0]["properties"] == comment_property("APO-1", "completed")
+    sys_id = servicenow.patches[0][0]
+    assert [c.method for c in servicenow.calls] == ["PATCH", "GET"]
+    lookup = servicenow.calls[1]
+    assert lookup.path == "/api/now/table/sys_journal_field"
+    marker = step_marker("servicenow", "RITM0010452", "completed", "completed:servicenow")
+    assert lookup.query["sysparm_query"] == [
+        f"element_id={sys_id}^name=sc_req_item^element=work_notes^valueLIKE{marker}"]
+    assert len(servicenow.patches) == 1
+    for ticket in ("APO-1", "RITM0010452"):
+        record = bridge.record("jira" if ticket == "APO-1" else "servicenow", ticket)
+        assert record.desk_owed == {} and record.desk_updates[-1].startswith("completed:")
 
 
 def test_a_step_that_failed_is_retried_without_repeating_the_ones_done(bridge):
@@ -461,13 +519,16 @@ def test_a_step_that_failed_is_retried_without_repeating_the_ones_done(bridge):
     write_back(bridge)
     jira = bridge.stack.jira
     assert len(jira.comments) == 1 and jira.applied == [("APO-1", "31")]
+    marker = step_marker("jira", "APO-1", "completed", "completed:jira-transition")
     assert desk_calls(jira) == [
         ("POST", "/rest/servicedeskapi/request/APO-1/comment"),
         ("GET", "/rest/api/3/issue/APO-1/transitions"),
         ("POST", "/rest/api/3/issue/APO-1/transitions"),  # 503
+        ("GET", f"/rest/api/3/issue/APO-1/properties/deskbridge.{marker}"),  # not applied: no marker (404)
         ("GET", "/rest/api/3/issue/APO-1/transitions"),
         ("POST", "/rest/api/3/issue/APO-1/transitions"),
     ]
+    assert jira.issue_properties == {("APO-1", f"deskbridge.{marker}"): {"transition": "Done"}}
 
 
 def test_started_note_is_skipped_when_the_outcome_is_already_known(bridge):
@@ -494,8 +555,10 @@ def test_a_desk_that_stays_down_ends_on_the_poison_queue(bridge, caplog):
     bridge.stack.jira.fail_next(10, 502)
     write_back(bridge)
     assert bridge.stack.jira.comments == [] and len(bridge.stack.jira.calls) == 3  # the schedule 1,1, then no more
-    assert [json.loads(m) for m in bridge.messages("BRIDGE_DESK_POISON_QUEUE")] == [
-        {"source": "jira", "ticket": "APO-1", "update": "completed"}]
+    poisoned = [json.loads(m) for m in bridge.messages("BRIDGE_DESK_POISON_QUEUE")]
+    assert [(m["source"], m["ticket"], m["update"]) for m in poisoned] == [("jira", "APO-1", "completed")]
+    record = bridge.record("jira", "APO-1")
+    assert record.desk_owed == {} and "completed:gave-up" in record.desk_updates  # the reconciler leaves it
     with caplog.at_level(logging.ERROR):
         assert bridge.drain("BRIDGE_DESK_POISON_QUEUE", "desk_update_poisoned") == 1
     assert any(getattr(r, "bridge_event", "") == "poisoned" for r in caplog.records)
@@ -506,7 +569,7 @@ def test_a_desk_refusal_is_not_retried_and_the_log_says_what_to_check(bridge, ca
     approve(bridge)
     send(bridge, event("completed"))
     bridge.stack.jira.fail_next(1, 404)  # not a service desk project, or the issue was deleted
-    with caplog.at_level(logging.ERROR, logger="deskbridge.events"):
+    with caplog.at_level(logging.ERROR, logger="deskbridge.writeback"):
         write_back(bridge)
     assert len(bridge.stack.jira.calls) == 1
     assert len(bridge.messages("BRIDGE_DESK_POISON_QUEUE")) == 1
@@ -619,7 +682,9 @@ def test_callback_without_a_signing_secret_is_sent_unsigned(bridge):
     send(bridge, event("completed"))
     write_back(bridge)
     [call] = bridge.stack.callbacks.calls
-    assert not {"webhook-id", "webhook-signature"} & {k.lower() for k in call.headers}
+    headers = {k.lower() for k in call.headers}
+    assert not {"webhook-signature", "webhook-timestamp"} & headers
+    assert "webhook-id" in headers  # unsigned, but the receiver can still drop copies
     assert call.json()["status"] == "completed"
 
 
@@ -667,9 +732,11 @@ def test_simulator_events_close_the_loop_end_to_end(bridge, monkeypatch):
     # Every event was in before the desk-update function ran: only the outcomes are written.
     assert write_back(bridge) == 4
     assert sorted((issue, note["body"]) for issue, note, _ in bridge.stack.jira.comments) == [
-        ("APO-1", 'The Team "Project Apollo" is ready: https://contoso.sharepoint.com/sites/project-apollo'),
-        ("APO-2", 'Syskit Point could not provision the Team "Doomed Project": The site URL is already taken. '
-                  f"(correlation id {failed.correlation_id})"),
+        ("APO-1", marked('The Team "Project Apollo" is ready: https://contoso.sharepoint.com/sites/project-apollo',
+                         "APO-1", "completed", "jira-comment")),
+        ("APO-2", marked('Syskit Point could not provision the Team "Doomed Project": The site URL is already '
+                         f"taken. (correlation id {failed.correlation_id})", "APO-2", "point_failed",
+                         "jira-comment")),
     ]
 
 

@@ -39,4 +39,4 @@ def test_importing_the_app_needs_no_settings():
     result = subprocess.run([sys.executable, "-c", "import function_app; print(len(function_app.app.get_functions()))"],
                             cwd=Path(__file__).parent.parent, env=clean, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "12"
+    assert result.stdout.strip() == "13"

@@ -1,13 +1,32 @@
 """Desk adapters: a desk's payload in, an approval (or a reason to ignore it) out.
 
 Each adapter is pure on the way in; writing back to a desk lives beside it
-(`jira.JiraClient`, `servicenow.ServiceNowClient`, `generic.send_callback`).
+(`jira.JiraClient`, `servicenow.ServiceNowClient`, `callback.CallbackClient`).
+
+Every write-back step carries a marker (:func:`step_marker`) that the desk
+keeps with what was written: a Jira comment property or issue property, a
+line in a Jira Service Management note or a ServiceNow work note. A retry
+after an unclear write looks for it before writing again.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
+
+MARKER_PROPERTY = "deskbridge"  # the Jira comment property holding {"marker": ...}
+
+
+def step_marker(source: str, ticket: str, update: str, step: str) -> str:
+    """The same short id for the same write-back step, on every try and every worker."""
+    digest = hashlib.sha256(f"{source}\n{ticket}\n{update}\n{step}".encode()).hexdigest()
+    return f"pdb-{digest[:16]}"
+
+
+def marker_line(marker: str) -> str:
+    """How a marker reads inside a note (found again with a "contains" search)."""
+    return f"(Point Desk Bridge ref {marker})"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 
 import requests
 
-from deskbridge.desks import Approval, Ignored, MissingEmail, TicketRef
+from deskbridge.desks import MARKER_PROPERTY, Approval, Ignored, MissingEmail, TicketRef, marker_line
 from deskbridge.model import FieldError, InvalidRequest, check_ticket, parse_bool
 
 
@@ -320,23 +320,58 @@ class JiraClient:
         email = user.get("emailAddress") if isinstance(user, dict) else None
         return email.strip() if isinstance(email, str) and email.strip() else None
 
-    def comment(self, issue_key: str, text: str, internal: bool) -> None:
+    def comment(self, issue_key: str, text: str, internal: bool, marker: str = "") -> None:
+        """Add the outcome to the issue. The marker goes into a comment property (plain comments) or,
+        since Service Management's comment API takes no properties, into a last line of the note."""
         if internal:
-            self._call(
-                "POST", f"/rest/servicedeskapi/request/{issue_key}/comment", json={"body": text, "public": False}
-            )
-        else:
-            self._call("POST", f"/rest/api/2/issue/{issue_key}/comment", json={"body": text})
+            body = f"{text}\n\n{marker_line(marker)}" if marker else text
+            path = f"/rest/servicedeskapi/request/{issue_key}/comment"
+            self._call("POST", path, json={"body": body, "public": False})
+            return
+        sent: dict[str, Any] = {"body": text}
+        if marker:
+            sent["properties"] = [{"key": MARKER_PROPERTY, "value": {"marker": marker}}]
+        self._call("POST", f"/rest/api/2/issue/{issue_key}/comment", json=sent)
 
-    def transition(self, issue_key: str, name: str) -> bool:
-        """Apply the transition with this name, if the workflow offers it now."""
+    def has_comment(self, issue_key: str, marker: str, newest: int = 100) -> bool:
+        """Whether one of the issue's newest comments carries the marker (property or note line)."""
+        listed = self._call(
+            "GET",
+            f"/rest/api/2/issue/{issue_key}/comment",
+            params={"expand": "properties", "orderBy": "-created", "maxResults": str(newest)},
+        ).json()
+        comments = listed.get("comments", []) if isinstance(listed, Mapping) else []
+        for comment in comments if isinstance(comments, list) else []:
+            if not isinstance(comment, Mapping):
+                continue
+            for prop in comment.get("properties") or []:
+                value = prop.get("value") if isinstance(prop, Mapping) else None
+                if prop.get("key") == MARKER_PROPERTY and isinstance(value, Mapping) and value.get("marker") == marker:
+                    return True
+            body = comment.get("body")
+            if isinstance(body, str) and marker in body:
+                return True
+        return False
+
+    def transition(self, issue_key: str, name: str, marker: str = "") -> bool:
+        """Apply the transition with this name, if the workflow offers it now. The marker is set as an
+        issue property in the same request, so the transition and its marker happen together."""
         listed = self._call("GET", f"/rest/api/3/issue/{issue_key}/transitions").json()
         for transition in listed.get("transitions", []) if isinstance(listed, Mapping) else []:
             if str(transition.get("name", "")).casefold() == name.casefold():
-                self._call(
-                    "POST",
-                    f"/rest/api/3/issue/{issue_key}/transitions",
-                    json={"transition": {"id": str(transition["id"])}},
-                )
+                sent: dict[str, Any] = {"transition": {"id": str(transition["id"])}}
+                if marker:
+                    sent["properties"] = [{"key": f"{MARKER_PROPERTY}.{marker}", "value": {"transition": name}}]
+                self._call("POST", f"/rest/api/3/issue/{issue_key}/transitions", json=sent)
                 return True
         return False
+
+    def has_transitioned(self, issue_key: str, marker: str) -> bool:
+        """Whether the transition carrying this marker was applied (its issue property exists)."""
+        try:
+            self._call("GET", f"/rest/api/3/issue/{issue_key}/properties/{MARKER_PROPERTY}.{marker}")
+        except JiraError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True

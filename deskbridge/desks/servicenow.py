@@ -176,3 +176,27 @@ class ServiceNowClient:
                 transient,
                 _error_detail(response),
             )
+
+    def has_work_note(self, sys_id: str, marker: str) -> bool:
+        """Whether a work note on the item carries the marker (its journal, read through the Table API)."""
+        query = f"element_id={sys_id}^name=sc_req_item^element=work_notes^valueLIKE{marker}"
+        try:
+            response = self._session.get(
+                self.base_url + "/api/now/table/sys_journal_field",
+                params={"sysparm_query": query, "sysparm_fields": "sys_id", "sysparm_limit": "1"},
+                headers=self._headers,
+                auth=self._auth,
+                timeout=self._timeout,
+            )
+        except requests.RequestException as exc:
+            raise ServiceNowError(f"ServiceNow unreachable: {type(exc).__name__}") from None
+        if response.status_code >= 400:
+            transient = response.status_code in (408, 429) or response.status_code >= 500
+            raise ServiceNowError(
+                f"ServiceNow answered {response.status_code} to GET sys_journal_field", response.status_code, transient
+            )
+        try:
+            found = response.json().get("result")
+        except (ValueError, AttributeError):
+            raise ServiceNowError("ServiceNow answered GET sys_journal_field with no JSON result", 200) from None
+        return isinstance(found, list) and len(found) > 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 
-from infra_helpers import INFRA, object_keys, parsed, resource
+from infra_helpers import INFRA, ROOT, object_keys, parsed, resource
 
 from deskbridge.settings import SETTINGS
 
@@ -29,6 +29,8 @@ FORBIDDEN = {
     "AzureWebJobsStorage",
 }
 SPECS = {spec.name: spec for spec in SETTINGS}
+# Settings a trigger binding names as %SETTING%: the host resolves them, so they are never left empty.
+BINDING_SETTINGS = set(re.findall(r"%([A-Z_]+)%", (ROOT / "function_app.py").read_text(encoding="utf-8")))
 
 
 def _bridge_settings(bicep) -> dict:
@@ -82,8 +84,8 @@ def test_every_setting_is_a_parameter():
         if spec.required:
             assert default is None, f"{name} is required: its parameter needs no default"
             assert {"type": "min_length", "argument": 1} in params[value]["decorators"], name
-        elif name.startswith("BRIDGE_") and name.endswith(("_TABLE", "_QUEUE")):
-            # infra creates these, so the parameter carries the real name
+        elif name.startswith("BRIDGE_") and name.endswith(("_TABLE", "_QUEUE")) or name in BINDING_SETTINGS:
+            # infra creates these, or a trigger binding reads them as %NAME%: the parameter carries the real value
             assert default == spec.default, f"{name}: {default!r} != {spec.default!r}"
         else:
             assert default == "", f"{name}: empty means the bridge's default; got {default!r}"

@@ -1,0 +1,310 @@
+"""Intake: a desk's approval callback in, an answer out (and the status route).
+
+The caller is checked (size, content type, signature, a replayed delivery),
+the payload parsed and validated, everything the first attempt needs is
+prepared (deskbridge.attempt.prepare), and only then is the request recorded:
+``pending`` with the first call following, or ``queued`` when no token could
+be had. The first insert for a ticket wins; every later copy is answered
+from the ledger and never reaches Syskit Point.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from deskbridge import attempt, jsonbody, telemetry
+from deskbridge.answers import REFUSALS, Answer, answer, record_answer, refusal, storage_refusal
+from deskbridge.auth import verify_hub_signature, verify_standard_webhook
+from deskbridge.desks import Approval, Ignored, TicketRef
+from deskbridge.executor import Change
+from deskbridge.ledger import LedgerRecord, StaleRecord, iso
+from deskbridge.lifecycle import NEW, Event
+from deskbridge.model import FieldError, InvalidRequest, ProvisioningRequest, Status, validate
+from deskbridge.runtime import Runtime
+from deskbridge.settings import ConfigurationError
+
+log = telemetry.logger("deskbridge")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A Standard Webhooks delivery id recorded for a signed call."""
+
+    kind: str
+    id: str
+    repeat: bool  # seen before with the same body: a retry of a delivery whose handling may have died
+
+
+def accept(runtime: Runtime, route: str, body: bytes, headers: Mapping[str, str]) -> Answer:
+    """A desk's approval callback (route: provision, jira or servicenow)."""
+    clock = runtime.clock
+    started = clock.monotonic()
+    delivery: Delivery | None = None
+    try:
+        delivery = _check_caller(runtime, route, body, headers)
+        result = _accept(runtime, route, body, headers, delivery)
+    except REFUSALS as exc:
+        result = refusal(exc)
+    except Exception as exc:
+        storage = storage_refusal(exc)
+        if storage is None:
+            if delivery:
+                _forget(runtime, delivery)
+            raise
+        result = storage
+    if delivery and result.http_status >= 500:
+        _forget(runtime, delivery)  # let the sender's retry through
+    ticket = result.body.get("ticket") or {}
+    log.info(
+        "approval %s %s %s",
+        route,
+        ticket.get("id", "-"),
+        result.body["status"],
+        extra={
+            "bridge_event": "approval",
+            "route": route,
+            "source": ticket.get("source", route),
+            "ticket": ticket.get("id", ""),
+            "outcome": result.body["status"],
+            "http_status": result.http_status,
+            "point_status": result.log_fields.get("point_status", ""),
+            "duration_ms": round((clock.monotonic() - started) * 1000, 1),
+        },
+    )
+    return result
+
+
+def status(runtime: Runtime, source: str, ticket: str) -> Answer:
+    """The status route: the ledger record, without addresses or the body."""
+    try:
+        record = runtime.ledger.get(source, ticket) if source and ticket else None
+    except ConfigurationError as exc:
+        return answer(Status.FAILED, 503, errors=[FieldError(exc.setting, f"setting {exc.problem}")])
+    if record is None:
+        return answer(
+            "unknown",
+            404,
+            TicketRef(source, ticket),
+            [FieldError("ticket", "no request is recorded for this ticket")],
+        )
+    return Answer(200, record.summary())
+
+
+# -- the caller ------------------------------------------------------------------------
+
+
+def _check_caller(runtime: Runtime, route: str, body: bytes, headers: Mapping[str, str]) -> Delivery | None:
+    s = runtime.settings
+    if len(body) > s.max_body_bytes:
+        raise InvalidRequest(
+            [FieldError("body", f"is {len(body)} bytes; at most {s.max_body_bytes} are accepted")], http_status=413
+        )
+    jsonbody.check_content_type(headers)
+    names = s.signing_secret_names(route)
+    required = s.signature_required(route)
+    if route == "jira":
+        present = any(k.lower() == "x-hub-signature" for k in headers)
+    else:
+        present = any(k.lower() == "webhook-signature" for k in headers)
+    if not names or not (required or present):
+        return None
+    secrets = runtime.secrets.values(names)
+    if route == "jira":
+        verify_hub_signature(body, headers, secrets)
+        return None
+    webhook_id = verify_standard_webhook(body, headers, secrets)
+    fingerprint = hashlib.sha256(body).hexdigest()[:32]
+    if runtime.deliveries.first_time(route, webhook_id, fingerprint):
+        return Delivery(route, webhook_id, repeat=False)
+    seen = runtime.deliveries.fingerprint(route, webhook_id)
+    if seen is not None and seen != fingerprint:  # the id is spent, whatever body it is signed for now
+        raise _replayed()
+    return Delivery(route, webhook_id, repeat=seen is not None)
+
+
+def _replayed() -> InvalidRequest:
+    return InvalidRequest([FieldError("webhook-id", "this delivery was already received (replay)")], 409)
+
+
+def _forget(runtime: Runtime, delivery: Delivery) -> None:
+    try:
+        runtime.deliveries.forget(delivery.kind, delivery.id)
+    except Exception:  # best effort: a repeat with the same body is let through anyway when nothing was recorded
+        log.warning("could not forget delivery %s", delivery.kind)
+
+
+# -- the approval ----------------------------------------------------------------------
+
+
+def _accept(
+    runtime: Runtime, route: str, body: bytes, headers: Mapping[str, str], delivery: Delivery | None
+) -> Answer:
+    payload = jsonbody.parse(body)
+    approval = _approval(runtime, route, payload, headers)
+    if isinstance(approval, Ignored):
+        return answer(Status.IGNORED, 200, reason=approval.reason)
+    if approval.missing:
+        _resolve_emails(runtime, approval)
+    request = validate(approval.draft, attempt.policy_from(runtime))
+    ticket = approval.ticket
+    if not ticket.id:
+        from deskbridge.desks.generic import body_ticket_id
+
+        ticket = TicketRef(ticket.source, body_ticket_id(request))
+    ready = attempt.prepare(runtime)  # a bad setting fails here, before anything is written
+    if delivery is not None and delivery.repeat and runtime.ledger.get(ticket.source, ticket.id) is not None:
+        raise _replayed()  # the same delivery again, and it was handled: a replay
+    return _submit(runtime, ticket, request, approval, ready)
+
+
+def _new_record(ticket: TicketRef, request: ProvisioningRequest, approval: Approval) -> LedgerRecord:
+    canonical = request.canonical_json()
+    return LedgerRecord(
+        source=ticket.source,
+        ticket=ticket.id,
+        status=NEW,
+        workspace_type=request.workspace_type,
+        display_name=request.display_name,
+        name_key=request.name_key,
+        desired_url=request.desired_url,
+        template_id=request.template_id,
+        owner_count=len(request.owners),
+        member_count=len(request.members),
+        body=json.dumps(request.point_body(), ensure_ascii=False),
+        body_hash=hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
+        reply_to=dict(approval.reply_to),
+        warnings=list(approval.warnings),
+    )
+
+
+def _first_change(runtime: Runtime, record: LedgerRecord, ready: attempt.Ready, event: Event) -> Change:
+    if ready.token_error is not None:
+        return attempt.not_ready(runtime, record, ready.token_error)
+    return Change(event)
+
+
+def _submit(
+    runtime: Runtime, ticket: TicketRef, request: ProvisioningRequest, approval: Approval, ready: attempt.Ready
+) -> Answer:
+    ledger = runtime.ledger
+    for _ in range(3):  # a record deleted by an operator meanwhile: start again
+        record = _new_record(ticket, request, approval)
+        settled = attempt.run(runtime, record, _first_change(runtime, record, ready, Event.ACCEPTED), ready, request)
+        if settled is None:  # recorded already
+            existing = ledger.get(ticket.source, ticket.id)
+            if existing is None:
+                continue
+            if existing.status != Status.REJECTED or existing.body_hash == record.body_hash:
+                return _duplicate(runtime, existing)
+            # The ticket was corrected after Syskit Point refused it: try the new content.
+            corrected = _new_record(ticket, request, approval)
+            for kept in ("status", "created_at", "etag", "attempts", "sends", "history", "events", "desk_owed"):
+                setattr(corrected, kept, getattr(existing, kept))
+            corrected.replay_base = corrected.attempts  # the retry schedule starts again for the new content
+            corrected.replayed_at = iso(runtime.clock.now())
+            try:
+                settled = attempt.run(
+                    runtime, corrected, _first_change(runtime, corrected, ready, Event.RESUBMITTED), ready, request,
+                    strict_first=True,
+                )
+            except StaleRecord:
+                return _duplicate(runtime, ledger.get(ticket.source, ticket.id) or existing)
+            if settled is None:
+                continue
+        result = record_answer(settled, 201 if settled.status == Status.SUBMITTED else None)
+        result.log_fields["point_status"] = settled.point_status or ""
+        return result
+    raise StaleRecord(f"{ticket.source}/{ticket.id}: recorded and deleted again while handled")
+
+
+def _duplicate(runtime: Runtime, record: LedgerRecord) -> Answer:
+    """The same ticket again: the recorded outcome, never a second call."""
+    clock = runtime.clock
+    deadline = clock.monotonic() + runtime.settings.point_retry_budget
+    while record.status == Status.PENDING and clock.monotonic() < deadline:
+        clock.sleep(0.05)
+        record = runtime.ledger.get(record.source, record.ticket) or record
+    result = record_answer(record)
+    result.body["duplicate"] = True
+    return result
+
+
+def _approval(runtime: Runtime, route: str, payload: Any, headers: Mapping[str, str]) -> Approval | Ignored:
+    s = runtime.settings
+    if route == "jira":
+        from deskbridge.desks.jira import JiraFields, parse
+
+        return parse(
+            payload,
+            JiraFields(
+                approved_status=s.jira_approved_status,
+                display_name=s.raw("JIRA_FIELD_DISPLAY_NAME"),
+                description=s.raw("JIRA_FIELD_DESCRIPTION"),
+                owners=s.raw("JIRA_FIELD_OWNERS"),
+                members=s.raw("JIRA_FIELD_MEMBERS"),
+                workspace_type=s.raw("JIRA_FIELD_WORKSPACE_TYPE"),
+                privacy=s.raw("JIRA_FIELD_PRIVACY"),
+                template=s.raw("JIRA_FIELD_TEMPLATE"),
+                post_function_match=s.jira_post_function_match,
+            ),
+        )
+    if route == "servicenow":
+        from deskbridge.desks.servicenow import CatalogVariables, parse
+
+        return parse(
+            payload,
+            CatalogVariables(
+                display_name=s.raw("SERVICENOW_VARIABLE_DISPLAY_NAME"),
+                description=s.raw("SERVICENOW_VARIABLE_DESCRIPTION"),
+                workspace_type=s.raw("SERVICENOW_VARIABLE_WORKSPACE_TYPE"),
+                privacy=s.raw("SERVICENOW_VARIABLE_PRIVACY"),
+                template=s.raw("SERVICENOW_VARIABLE_TEMPLATE"),
+            ),
+        )
+    from deskbridge.desks.generic import parse
+
+    key = next((v for k, v in headers.items() if k.lower() == "idempotency-key"), None)
+    return parse(payload, key)
+
+
+def _resolve_emails(runtime: Runtime, approval: Approval) -> None:
+    """Ask Jira for users whose e-mail the payload lacked; 422 if an owner stays unknown."""
+    from deskbridge.desks.jira import JiraError
+
+    jira = runtime.jira
+    still_missing = []
+    for user in approval.missing:
+        email = None
+        if jira and user.account_id:
+            try:
+                email = jira.email_of(user.account_id)
+            except JiraError as exc:
+                log.warning("Jira user lookup failed: %s", exc)
+        if email:
+            approval.draft.setdefault(user.role, []).append(email)
+        else:
+            still_missing.append(user)
+    owners = [u for u in still_missing if u.role == "owners"]
+    for user in still_missing:
+        if user.role == "members":
+            approval.warnings.append(
+                f"member {user.display_name or user.account_id} ({user.account_id}) has no visible e-mail address "
+                "and was left out"
+            )
+    if owners:
+        names = "; ".join(f"{u.display_name or '?'} (accountId {u.account_id or '?'})" for u in owners)
+        hint = "" if jira else " (set JIRA_URL, JIRA_EMAIL and JIRA_API_TOKEN_SECRET_NAME to look them up)"
+        raise InvalidRequest(
+            [
+                FieldError(
+                    "owners",
+                    f"no e-mail address visible for: {names}; make the e-mail visible in the "
+                    f"Atlassian profile or pick another owner{hint}",
+                )
+            ],
+            http_status=422,
+        )

@@ -1,0 +1,159 @@
+"""The reconciler: a timer (BRIDGE_RECONCILE_SCHEDULE, every 5 minutes) that moves every stranded state forward.
+
+A process can die between any two steps of a flow; each step leaves the
+ledger saying what is missing, and one sweep finds it:
+
+- ``pending`` past the stale limit (longer than any attempt can take):
+  ``uncertain``, with the reason (a call may have reached Syskit Point);
+- ``queued`` whose next attempt is overdue by more than
+  BRIDGE_QUEUE_GRACE_SECONDS: its message was lost, a new one is sent (with
+  a new attempt token, so the old one is dropped should it still come);
+- a desk update owed and overdue by the same grace period: queued again,
+  and the write-back looks for its marker before writing;
+- optionally (BRIDGE_UNCERTAIN_RESEND_AFTER_SECONDS), ``uncertain`` with no
+  Syskit Point event for its workspace in that time: sent again;
+- delivery ids (webhook-id, Syskit Point idempotencyKey) older than
+  BRIDGE_DELIVERY_RETENTION_SECONDS: pruned.
+
+The Table service filters the ledger (open statuses and due dates only), so a
+sweep costs little however many settled requests it holds. One structured
+log line per sweep carries the counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+from deskbridge import telemetry
+from deskbridge.executor import Change, in_ledger
+from deskbridge.ledger import LedgerRecord, Stranded, parse_iso
+from deskbridge.lifecycle import Event
+from deskbridge.model import Status
+from deskbridge.runtime import Runtime
+from deskbridge.worker import STALE_REASON, stale
+
+log = telemetry.logger("deskbridge.reconciler")
+
+
+@dataclass
+class Sweep:
+    examined: int = 0  # records the service returned
+    stale_pending: int = 0  # pending -> uncertain
+    requeued: int = 0  # queued, message lost -> a new message
+    desk_requeued: int = 0  # owed desk updates queued again
+    resent: int = 0  # uncertain -> queued again (optional)
+    pruned: int = 0  # delivery ids deleted
+    errors: int = 0  # records that could not be handled this time (next sweep tries again)
+    duration_ms: float = 0.0
+
+
+def sweep(runtime: Runtime) -> Sweep:
+    clock = runtime.clock
+    started = clock.monotonic()
+    s = runtime.settings
+    now = clock.now()
+    counts = Sweep()
+    stale_before = now - timedelta(seconds=s.pending_stale)
+    lost_before = now - timedelta(seconds=s.queue_grace)
+    resend_after = s.uncertain_resend_after
+    uncertain_before = (
+        now - timedelta(seconds=resend_after) if resend_after is not None and s.point_webhook_key_secret_names else None
+    )
+    for found in runtime.ledger.stranded(stale_before, lost_before, uncertain_before):
+        counts.examined += 1
+        try:
+            _record(runtime, found, counts, stale_before, lost_before, uncertain_before)
+        except Exception as exc:  # one record must not stop the sweep
+            counts.errors += 1
+            log.warning("reconciler could not handle %s/%s: %s", found.source, found.ticket, type(exc).__name__)
+    try:
+        counts.pruned = runtime.deliveries.prune(now - timedelta(seconds=s.delivery_retention))
+    except Exception as exc:
+        counts.errors += 1
+        log.warning("reconciler could not prune delivery ids: %s", type(exc).__name__)
+    counts.duration_ms = round((clock.monotonic() - started) * 1000, 1)
+    log.info(
+        "reconcile examined %d: %d stale pending, %d re-queued, %d desk updates re-queued, %d re-sent, "
+        "%d delivery ids pruned, %d errors",
+        counts.examined,
+        counts.stale_pending,
+        counts.requeued,
+        counts.desk_requeued,
+        counts.resent,
+        counts.pruned,
+        counts.errors,
+        extra={"bridge_event": "reconcile", **asdict(counts)},
+    )
+    return counts
+
+
+def _before(text: str, moment: datetime) -> bool:
+    when = parse_iso(text)
+    return when is not None and when < moment
+
+
+def _record(
+    runtime: Runtime,
+    found: Stranded,
+    counts: Sweep,
+    stale_before: datetime,
+    lost_before: datetime,
+    uncertain_before: datetime | None,
+) -> None:
+    from deskbridge import writeback
+
+    source, ticket = found.source, found.ticket
+    if found.status == Status.PENDING and _before(found.updated_at, stale_before):
+
+        def still_stale(latest: LedgerRecord) -> bool:
+            return latest.status == Status.PENDING and stale(runtime, latest)
+
+        moved = in_ledger(runtime, source, ticket, Change(Event.STALE_CLAIM, error=STALE_REASON), still_stale)
+        if moved and moved.applied:
+            counts.stale_pending += 1
+    elif found.status == Status.QUEUED and _before(found.next_attempt_at, lost_before):
+
+        def still_lost(latest: LedgerRecord) -> bool:
+            return latest.status == Status.QUEUED and _before(latest.next_attempt_at, lost_before)
+
+        moved = in_ledger(runtime, source, ticket, Change(Event.MESSAGE_LOST), still_lost)
+        if moved and moved.applied:
+            counts.requeued += 1
+            log.warning("the retry message for %s/%s was lost; queued it again", source, ticket,
+                        extra={"bridge_event": "retry", "source": source, "ticket": ticket, "outcome": "requeued"})
+    elif (
+        found.status == Status.UNCERTAIN
+        and uncertain_before is not None
+        and _before(found.updated_at, uncertain_before)
+        and not _event_since(runtime, found)
+    ):
+
+        def still_unheard(latest: LedgerRecord) -> bool:
+            return latest.status == Status.UNCERTAIN and _before(latest.updated_at, uncertain_before)
+
+        moved = in_ledger(runtime, source, ticket, Change(Event.RESEND_UNCERTAIN), still_unheard)
+        if moved and moved.applied:
+            counts.resent += 1
+            log.warning(
+                "uncertain %s/%s sent again: no Syskit Point event for its workspace came within "
+                "BRIDGE_UNCERTAIN_RESEND_AFTER_SECONDS",
+                source,
+                ticket,
+                extra={"bridge_event": "retry", "source": source, "ticket": ticket, "outcome": "resent"},
+            )
+    for update, owed in found.desk_owed.items():
+        if _before(owed.get("due", ""), lost_before) and writeback.requeue(runtime, source, ticket, update,
+                                                                            lost_before):
+            counts.desk_requeued += 1
+
+
+def _event_since(runtime: Runtime, found: Stranded) -> bool:
+    """Whether a Syskit Point event for this workspace came since the request became uncertain
+    (it settled another request of the same name: which one Syskit Point made is not certain)."""
+    since = parse_iso(found.updated_at)
+    for record in runtime.ledger.by_name(found.name_key, found.workspace_type):
+        when = parse_iso(record.event_at)
+        if when is not None and since is not None and when >= since:
+            return True
+    return False

@@ -1,0 +1,416 @@
+"""Desk write-back: an outcome the ticket is owed, written to Jira, ServiceNow or a callback exactly once.
+
+Delivery is at least once, with a check before writing again:
+
+- When a transition owes the ticket an update, the record says so in the
+  same ledger write (``desk_owed``: the update, its attempt token, when it
+  is due); the message to the desk-updates queue is sent after that write.
+  A lost message is queued again by the reconciler.
+- Each step (a Jira comment, a Jira transition, a ServiceNow work note, a
+  callback) carries a marker of the bridge's step; it is marked done in the
+  ledger after it is written. A try that may follow an unclear write (a
+  redelivered message, a retry after a failure, a reconciler re-queue) first
+  looks for the marker at the desk, and only writes when it is not there. A
+  callback has no lookup: every try carries the same ``webhook-id``, so the
+  receiver drops copies.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from deskbridge import telemetry
+from deskbridge.desks import marker_line, step_marker
+from deskbridge.ledger import LedgerRecord, iso, parse_iso
+from deskbridge.model import Status
+from deskbridge.retries import QueueKey, new_token, next_delay, scheduled_age
+from deskbridge.runtime import Runtime
+from deskbridge.secrets import SecretUnavailable
+from deskbridge.settings import ConfigurationError, Settings
+
+log = telemetry.logger("deskbridge.writeback")
+
+_FAILURES = (Status.FAILED_IN_POINT, Status.REJECTED, Status.FAILED)
+
+
+def desk_targets(settings: Settings, record: LedgerRecord) -> list[str]:
+    """Where this request's outcome can be written: jira, servicenow, callback."""
+    targets = []
+    if record.source == "jira" and settings.jira_configured:
+        targets.append("jira")
+    if record.source == "servicenow" and record.reply_to.get("sysId") and settings.servicenow_configured:
+        targets.append("servicenow")
+    if record.reply_to.get("callbackUrl"):
+        targets.append("callback")
+    return targets
+
+
+# -- owing and queueing ------------------------------------------------------------------
+
+
+def owe(runtime: Runtime, record: LedgerRecord, update: str, now: datetime) -> bool:
+    """Note on ``record`` (written by the caller) that its ticket is owed ``update``; False: no desk to tell."""
+    if not desk_targets(runtime.settings, record):
+        return False
+    record.desk_owed = {**record.desk_owed, update: {"token": new_token(), "due": iso(now)}}
+    return True
+
+
+def send(runtime: Runtime, record: LedgerRecord, update: str, *, check: bool = False, delay: int = 0) -> bool:
+    """The message for an owed update, after the record saying so was written; False when not sent."""
+    owed = record.desk_owed.get(update)
+    if not owed:
+        return False
+    try:
+        runtime.desk_queue.schedule(QueueKey(record.source, record.ticket, update, owed["token"], check), delay)
+    except Exception as exc:  # the record still owes it: the reconciler queues it again
+        log.error(
+            "could not queue the desk update %s for %s/%s: %s; the reconciler will",
+            update,
+            record.source,
+            record.ticket,
+            type(exc).__name__,
+            extra={"bridge_event": "desk_update", "source": record.source, "ticket": record.ticket,
+                   "outcome": "not_queued", "update": update},
+        )
+        return False
+    return True
+
+
+def requeue(runtime: Runtime, source: str, ticket: str, update: str, lost_before: datetime) -> bool:
+    """The reconciler: an owed update overdue since before ``lost_before`` gets a new token and message."""
+    moved: list[LedgerRecord] = []
+
+    def renew(latest: LedgerRecord) -> LedgerRecord | None:
+        moved.clear()
+        owed = latest.desk_owed.get(update)
+        due = parse_iso(owed.get("due", "")) if owed else None
+        if owed is None or (due is not None and due >= lost_before):
+            return None
+        latest.desk_owed = {**latest.desk_owed, update: {"token": new_token(), "due": iso(runtime.clock.now())}}
+        moved.append(latest)
+        return latest
+
+    record = runtime.ledger.change(source, ticket, renew)
+    if record is None or not moved:
+        return False
+    return send(runtime, record, update, check=True)
+
+
+# -- the desk-updates queue ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str  # "completed:jira-comment"
+    write: Callable[[], None]
+    written: Callable[[], bool] | None  # looks for the marker at the desk; None: the desk drops copies itself
+
+
+def desk_update(runtime: Runtime, message: str, dequeue_count: int = 1) -> str:
+    """Write one owed outcome to its desk, each step exactly once. Returns what happened."""
+    try:
+        key = QueueKey.decode(message)
+    except ValueError:
+        log.error("dropped a malformed desk-update message")
+        return "malformed"
+    record = runtime.ledger.get(key.source, key.ticket)
+    if record is None or not key.update:
+        return "unknown"
+    owed = record.desk_owed.get(key.update)
+    if key.token and (owed is None or owed.get("token") != key.token):
+        why = "written or given up already" if owed is None else "a newer message replaced it"
+        _log(key, "superseded", "desk update %s for %s/%s dropped: %s", key.update, key.source, key.ticket, why)
+        return "superseded"
+    if key.update == Status.PROVISIONING and record.status != Status.PROVISIONING:
+        # The outcome arrived first (queue messages run in any order): "started" would only confuse.
+        _settle_owed(runtime, key, f"{key.update}:superseded")
+        _log(key, "superseded", "desk update %s for %s/%s skipped: the request is %s now", key.update,
+             key.source, key.ticket, record.status)
+        return "superseded"
+    check = key.check or dequeue_count > 1  # an earlier try may have written without marking it
+    steps = _steps(runtime, record, key.update)
+    todo = [step for step in steps if step.name not in record.desk_updates]
+    for n, step in enumerate(todo):
+        found = False
+        try:
+            if check and step.written is not None:
+                found = step.written()
+            if not found:
+                step.write()
+        except Exception as exc:
+            return _desk_failure(runtime, key, record, step.name, exc)
+        record = _mark(runtime, key, step.name, last=n == len(todo) - 1) or record
+        if found:
+            _log(key, "found", "desk update step %s for %s/%s was written before; not written again", step.name,
+                 key.source, key.ticket)
+    if not todo:
+        _settle_owed(runtime, key, "")
+    log.info(
+        "desk update %s written for %s/%s",
+        key.update,
+        key.source,
+        key.ticket,
+        extra={
+            "bridge_event": "desk_update",
+            "source": key.source,
+            "ticket": key.ticket,
+            "outcome": "written",
+            "update": key.update,
+        },
+    )
+    return "written"
+
+
+def poisoned(runtime: Runtime, message: str) -> str:
+    """The host gave up on a desk-update message: the update is given up too (the alert says so)."""
+    try:
+        key = QueueKey.decode(message)
+    except ValueError:
+        key = None
+    log.error(
+        "desk update given up: %s",
+        message[:300],
+        extra={"bridge_event": "poisoned", "outcome": "desk_update_failed",
+               "source": key.source if key else "", "ticket": key.ticket if key else "",
+               "update": key.update if key else ""},
+    )
+    if key is None or not key.update:
+        return "malformed"
+    _settle_owed(runtime, key, f"{key.update}:gave-up", only_token=key.token)
+    return "failed"
+
+
+def _log(key: QueueKey, outcome: str, message: str, *args: object) -> None:
+    log.info(message, *args, extra={"bridge_event": "desk_update", "source": key.source, "ticket": key.ticket,
+                                    "outcome": outcome, "update": key.update})
+
+
+def _mark(runtime: Runtime, key: QueueKey, step: str, *, last: bool) -> LedgerRecord | None:
+    """Step done (and, after the last one, the update no longer owed), in one write."""
+
+    def mark(latest: LedgerRecord) -> LedgerRecord | None:
+        done = step in latest.desk_updates
+        if done and not (last and key.update in latest.desk_owed):
+            return None
+        if not done:
+            latest.desk_updates = [*latest.desk_updates, step]
+        if last:
+            latest.desk_owed = {u: o for u, o in latest.desk_owed.items() if u != key.update}
+        return latest
+
+    return runtime.ledger.change(key.source, key.ticket, mark)
+
+
+def _settle_owed(runtime: Runtime, key: QueueKey, note: str, only_token: str = "") -> None:
+    """The update is owed no longer (written, superseded or given up); ``note`` is kept beside the steps."""
+
+    def settle(latest: LedgerRecord) -> LedgerRecord | None:
+        owed = latest.desk_owed.get(key.update)
+        if owed is None or (only_token and owed.get("token") != only_token):
+            return None
+        latest.desk_owed = {u: o for u, o in latest.desk_owed.items() if u != key.update}
+        if note and note not in latest.desk_updates:
+            latest.desk_updates = [*latest.desk_updates, note]
+        return latest
+
+    runtime.ledger.change(key.source, key.ticket, settle)
+
+
+# -- what each desk gets ------------------------------------------------------------------
+
+
+def outcome_text(record: LedgerRecord, update: str) -> str:
+    kind = {
+        "teams": "Team",
+        "groups": "Microsoft 365 group",
+        "sites": "SharePoint site",
+        "yammer": "Viva Engage community",
+    }.get(record.workspace_type, "workspace")
+    name = record.display_name
+    if update == Status.PROVISIONING:
+        return f'Syskit Point started provisioning the {kind} "{name}".'
+    if update == Status.COMPLETED:
+        return f'The {kind} "{name}" is ready: {record.url or "(no link given)"}'
+    if update == Status.FAILED_IN_POINT:
+        suffix = f" (correlation id {record.correlation_id})" if record.correlation_id else ""
+        return f'Syskit Point could not provision the {kind} "{name}": {record.last_error}{suffix}'
+    if update == Status.REJECTED:
+        return f'Syskit Point refused the request for the {kind} "{name}": {record.last_error}'
+    return (
+        f'The request for the {kind} "{name}" could not be sent to Syskit Point: {record.last_error}. '
+        "An operator can replay it."
+    )
+
+
+def _steps(runtime: Runtime, record: LedgerRecord, update: str) -> list[Step]:
+    s = runtime.settings
+    text = outcome_text(record, update)
+    steps: list[Step] = []
+    targets = desk_targets(s, record)
+
+    def marker(step: str) -> str:
+        return step_marker(record.source, record.ticket, update, step)
+
+    if "jira" in targets:
+        issue = record.reply_to.get("issueKey") or record.ticket
+        name = f"{update}:jira-comment"
+        comment_marker = marker(name)
+        steps.append(Step(
+            name,
+            lambda: runtime.jira.comment(issue, text, s.jira_internal_note, comment_marker),
+            lambda: runtime.jira.has_comment(issue, comment_marker),
+        ))
+        transition = (
+            s.raw("JIRA_TRANSITION_COMPLETED")
+            if update == Status.COMPLETED
+            else (s.raw("JIRA_TRANSITION_FAILED") if update in _FAILURES else "")
+        )
+        if transition:
+            name = f"{update}:jira-transition"
+            transition_marker = marker(name)
+
+            def move() -> None:
+                if not runtime.jira.transition(issue, transition, transition_marker):
+                    log.warning("Jira issue %s offers no transition named %r now", issue, transition)
+
+            steps.append(Step(name, move, lambda: runtime.jira.has_transitioned(issue, transition_marker)))
+    if "servicenow" in targets:
+        name = f"{update}:servicenow"
+        note_marker = marker(name)
+        fields = {"work_notes": f"{text}\n\n{marker_line(note_marker)}"}
+        state = (
+            s.raw("SERVICENOW_STATE_COMPLETED")
+            if update == Status.COMPLETED
+            else (s.raw("SERVICENOW_STATE_FAILED") if update in _FAILURES else "")
+        )
+        if state:
+            fields["state"] = state
+        sys_id = record.reply_to["sysId"]
+        steps.append(Step(
+            name,
+            lambda: runtime.servicenow.update_item(sys_id, fields),
+            lambda: runtime.servicenow.has_work_note(sys_id, note_marker),
+        ))
+    if "callback" in targets:
+        steps.append(Step(f"{update}:callback", lambda: send_callback(runtime, record, update, text), None))
+    return steps
+
+
+def callback_id(record: LedgerRecord, update: str) -> str:
+    """The webhook-id of an outcome: the same on every try, so the receiver can drop copies."""
+    return f"msg_{uuid.uuid5(uuid.NAMESPACE_URL, f'{record.source}/{record.ticket}/{update}').hex}"
+
+
+def send_callback(runtime: Runtime, record: LedgerRecord, update: str, text: str) -> None:
+    """POST the outcome to the caller's ticket.callbackUrl, signed with Standard Webhooks when a secret is set."""
+    payload = {
+        "type": "provisioning." + ("started" if update == Status.PROVISIONING else str(update)),
+        "ticket": {"source": record.source, "id": record.ticket},
+        "status": str(update),
+        "message": text,
+        "pointRequestId": record.point_request_id or None,
+        "workspace": {
+            "type": record.workspace_type,
+            "displayName": record.display_name,
+            "url": record.url or None,
+            "microsoftId": record.microsoft_id or None,
+        },
+    }
+    data = json.dumps(payload, separators=(",", ":"))
+    message_id = callback_id(record, update)
+    headers = {"Content-Type": "application/json", "webhook-id": message_id}
+    names = runtime.settings.signing_secret_names("provision")
+    if names:
+        from standardwebhooks.webhooks import Webhook
+
+        moment = runtime.clock.now()
+        # Signed with every active secret (two during a rotation), space-separated as the spec allows.
+        signatures = [Webhook(secret).sign(message_id, moment, data) for secret in runtime.secrets.values(names)]
+        headers.update({"webhook-timestamp": str(int(moment.timestamp())), "webhook-signature": " ".join(signatures)})
+    runtime.callbacks.post(record.reply_to["callbackUrl"], data.encode("utf-8"), headers)
+
+
+def failed_attempts(record: LedgerRecord, update: str) -> int:
+    """How many times writing this update back has failed so far."""
+    prefix = f"{update}:attempts="
+    counts = [mark[len(prefix) :] for mark in record.desk_updates if mark.startswith(prefix)]
+    return max((int(c) for c in counts if c.isdigit()), default=0)
+
+
+def _reread_credential(runtime: Runtime, desk: str) -> None:
+    """Drop the desk client and read its secret again, so the next try uses a rotated one."""
+    s = runtime.settings
+    if desk == "jira":
+        setting = "JIRA_API_TOKEN_SECRET_NAME"
+    elif s.raw("SERVICENOW_TOKEN_SECRET_NAME"):
+        setting = "SERVICENOW_TOKEN_SECRET_NAME"
+    else:
+        setting = "SERVICENOW_PASSWORD_SECRET_NAME"
+    runtime.forget(desk)
+    try:
+        runtime.secrets.get(s.require(setting), refresh=True)
+    except (SecretUnavailable, ConfigurationError) as exc:
+        log.error("could not read the %s credential again: %s", desk, exc, extra={"bridge_event": "secret"})
+
+
+def _desk_failure(runtime: Runtime, key: QueueKey, record: LedgerRecord, step: str, exc: Exception) -> str:
+    transient = getattr(exc, "transient", True)
+    status = getattr(exc, "status", None)
+    desk = "jira" if step.endswith(("jira-comment", "jira-transition")) else step.rpartition(":")[2]
+    if status == 401 and desk in ("jira", "servicenow"):
+        # The credential may have been rotated: read it again from Key Vault and try again.
+        _reread_credential(runtime, desk)
+        transient = True
+    # One counter per update, kept beside the step markers: "completed:attempts=3".
+    attempts_key = f"{key.update}:attempts="
+    attempts = 1 + failed_attempts(record, key.update)
+    schedule = runtime.settings.retry_schedule
+    delay = next_delay(attempts, scheduled_age(attempts, schedule), schedule, runtime.settings.retry_max_age)
+    reason = f"{type(exc).__name__}: {exc}"[:300]
+    if status == 404 and step.endswith("jira-comment") and runtime.settings.jira_internal_note:
+        reason += " (not a Jira Service Management request? set JIRA_INTERNAL_NOTE=false for plain comments)"
+    again = transient and delay is not None
+    now = runtime.clock.now()
+
+    def count(latest: LedgerRecord) -> LedgerRecord:
+        kept = [mark for mark in latest.desk_updates if not mark.startswith(attempts_key)]
+        latest.desk_updates = [*kept, f"{attempts_key}{failed_attempts(latest, key.update) + 1}"]
+        owed = latest.desk_owed.get(key.update)
+        if owed is not None and again:
+            latest.desk_owed = {**latest.desk_owed, key.update: {**owed, "due": iso(now + timedelta(seconds=delay))}}
+        elif owed is not None:
+            latest.desk_owed = {u: o for u, o in latest.desk_owed.items() if u != key.update}
+            latest.desk_updates = [*latest.desk_updates, f"{key.update}:gave-up"]
+        return latest
+
+    latest = runtime.ledger.change(key.source, key.ticket, count) or record
+    if again:
+        log.warning(
+            "desk update %s for %s/%s failed (%s); next try in %d s",
+            step,
+            key.source,
+            key.ticket,
+            reason,
+            delay,
+            extra={"bridge_event": "desk_update", "source": key.source, "ticket": key.ticket, "outcome": "queued"},
+        )
+        # The failed write may have reached the desk after all: the next try looks before writing.
+        owed = latest.desk_owed.get(key.update)
+        retried = QueueKey(key.source, key.ticket, key.update, owed["token"] if owed else key.token, True)
+        runtime.desk_queue.schedule(retried, delay)
+        return "queued"
+    log.error(
+        "desk update %s for %s/%s given up: %s",
+        step,
+        key.source,
+        key.ticket,
+        reason,
+        extra={"bridge_event": "poisoned", "source": key.source, "ticket": key.ticket, "outcome": "failed"},
+    )
+    runtime.desk_queue.to_poison(key)
+    return "failed"
