@@ -172,12 +172,12 @@ def poisoned(runtime: Runtime, message: str) -> str:
         key = QueueKey.decode(message)
     except ValueError:
         key = None
+    # The workbook and the alert group by source and ticket: a malformed message has neither.
+    dimensions = {"source": key.source, "ticket": key.ticket, "update": key.update} if key else {}
     log.error(
         "desk update given up: %s",
         message[:300],
-        extra={"bridge_event": "poisoned", "outcome": "desk_update_failed",
-               "source": key.source if key else "", "ticket": key.ticket if key else "",
-               "update": key.update if key else ""},
+        extra={"bridge_event": "poisoned", "outcome": "desk_update_failed", **dimensions},
     )
     if key is None or not key.update:
         return "malformed"

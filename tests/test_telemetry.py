@@ -127,7 +127,7 @@ def test_the_problems_alert_fires_on_authorization_configuration_and_unhandled_e
 
 def test_the_requests_alert_shows_a_request_that_ran_out_of_retries_once(bridge, caplog):
     caplog.set_level("INFO", logger="deskbridge")
-    bridge.stack.point.fail_next(10, 503, method="POST")
+    bridge.stack.point.fail_next(100, 503, method="POST")
     status, body = bridge.http("provision", fixture("syskit_jira_custom_body.json"))
     assert body["status"] == "queued", body
     bridge.drain("BRIDGE_RETRY_QUEUE", "retry")  # the tests' schedule: two more attempts, a second apart
