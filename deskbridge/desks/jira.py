@@ -4,7 +4,8 @@ Inbound: the admin webhook (``jira:issue_updated``), a workflow post
 function's "Trigger a webhook" (a top-level ``transition`` object, no
 ``webhookEvent`` and no changelog) and Automation's "Issue data" bodies
 (Jira format ``{"issue": {...}}`` and Automation format, the issue at the
-top level). Only a transition to the approved status is an approval.
+top level). Only a transition to the approved status is an approval; a preflight
+(``?validate=true``) maps any issue as if it were one.
 Outbound: user e-mail lookup, comments and transitions.
 """
 
