@@ -10,6 +10,7 @@ then means exactly "a POST may be in flight".
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,7 @@ from deskbridge.lifecycle import Effect, Event
 from deskbridge.model import Limits, Policy, ProvisioningRequest, validate
 from deskbridge.retries import next_delay
 from deskbridge.runtime import Runtime
+from deskbridge.settings import ConfigurationError, Settings, check_all
 
 
 @dataclass(frozen=True)
@@ -44,13 +46,42 @@ def request_from_record(record: LedgerRecord, policy: Policy) -> ProvisioningReq
     return validate(record.point_body() | {"workspaceType": record.workspace_type}, policy)
 
 
+def _outcome_settings(s: Settings) -> tuple[Callable[[], object], ...]:
+    """The settings an attempt's outcome needs (the retry schedule, the queues it may go to)."""
+    return (
+        lambda: s.retry_schedule,
+        lambda: s.retry_max_age,
+        lambda: s.pending_stale,
+        lambda: s.retry_queue,
+        lambda: s.retry_poison_queue,
+        lambda: s.desk_queue,
+    )
+
+
+def setting_problems(runtime: Runtime) -> list[ConfigurationError]:
+    """What :func:`prepare` would refuse, all of it and without building or sending anything: every setting the
+    Syskit Point client, its token (Key Vault in secret mode) and the outcome need, each named once."""
+    s = runtime.settings
+    try:
+        secret_mode = s.point_auth_mode == "secret"
+    except ConfigurationError:
+        secret_mode = True  # named by the "point" checks
+    found = {p.setting: p for p in check_all(s, ("point", "key vault") if secret_mode else ("point",))}
+    for read in _outcome_settings(s):
+        try:
+            read()
+        except ConfigurationError as problem:
+            found.setdefault(problem.setting, problem)
+    return list(found.values())
+
+
 def prepare(runtime: Runtime) -> Ready:
     """Everything an attempt needs, before anything is written. ConfigurationError names a bad setting."""
     from deskbridge.point import TokenError
 
-    s = runtime.settings
     # The settings the outcome needs: read now, so a bad one fails before the record, not after the call.
-    s.retry_schedule, s.retry_max_age, s.pending_stale, s.retry_queue, s.retry_poison_queue, s.desk_queue  # noqa: B018
+    for read in _outcome_settings(runtime.settings):
+        read()
     point = runtime.point
     deadline = point.deadline()  # the token request counts against the budget too
     try:

@@ -50,7 +50,8 @@ def approval(route: str, req: func.HttpRequest) -> func.HttpResponse:
     from deskbridge import intake
 
     try:
-        result = intake.accept(_runtime(), route, req.get_body(), dict(req.headers))
+        validate = req.params.get("validate")  # ?validate=true: a preflight (check only, nothing recorded or sent)
+        result = intake.accept(_runtime(), route, req.get_body(), dict(req.headers), validate)
     except Exception:
         return _internal_error(route)
     return _json(result.http_status, result.body)

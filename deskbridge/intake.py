@@ -1,11 +1,18 @@
 """Intake: a desk's approval callback in, an answer out (and the status route).
 
 The caller is checked (size, content type, signature, a replayed delivery),
-the payload parsed and validated, everything the first attempt needs is
+the payload understood (parsed, mapped, e-mails looked up, validated against
+the settings: every problem at once), everything the first attempt needs is
 prepared (deskbridge.attempt.prepare), and only then is the request recorded:
 ``pending`` with the first call following, or ``queued`` when no token could
 be had. The first insert for a ticket wins; every later copy is answered
 from the ledger and never reaches Syskit Point.
+
+A preflight (``?validate=true``) takes the same path up to and including the
+understanding, checks every setting the approval would need, and answers
+``valid`` with what the approval would send to Syskit Point, or every error:
+it records nothing (no request, no delivery id), queues nothing, and calls
+neither Syskit Point nor Entra ID for its token.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from deskbridge.ledger import LedgerRecord, StaleRecord, iso
 from deskbridge.lifecycle import NEW, Event
 from deskbridge.model import FieldError, InvalidRequest, ProvisioningRequest, Status, validate
 from deskbridge.runtime import Runtime
-from deskbridge.settings import ConfigurationError
+from deskbridge.settings import STORAGE_NOT_SET, ConfigurationError, Settings, check_all
 
 log = telemetry.logger("deskbridge")
 
@@ -39,14 +46,31 @@ class Delivery:
     repeat: bool  # seen before with the same body: a retry of a delivery whose handling may have died
 
 
-def accept(runtime: Runtime, route: str, body: bytes, headers: Mapping[str, str]) -> Answer:
-    """A desk's approval callback (route: provision, jira or servicenow)."""
+@dataclass(frozen=True)
+class Understood:
+    """An approval as the bridge reads it: the ticket, the validated request, what the desk adapter said."""
+
+    ticket: TicketRef
+    request: ProvisioningRequest
+    approval: Approval
+
+
+def accept(
+    runtime: Runtime, route: str, body: bytes, headers: Mapping[str, str], validate: str | None = None
+) -> Answer:
+    """A desk's approval callback (route: provision, jira or servicenow).
+
+    ``validate``: the query parameter as sent; ``true`` makes it a preflight (see the module docstring).
+    """
     clock = runtime.clock
     started = clock.monotonic()
     delivery: Delivery | None = None
+    preflight = False
     try:
-        delivery = _check_caller(runtime, route, body, headers)
-        result = _accept(runtime, route, body, headers, delivery)
+        preflight = _wants_preflight(validate)
+        delivery = _check_caller(runtime, route, body, headers, record=not preflight)
+        result = _preflight(runtime, route, body, headers) if preflight else _accept(runtime, route, body, headers,
+                                                                                     delivery)
     except REFUSALS as exc:
         result = refusal(exc)
     except Exception as exc:
@@ -59,13 +83,15 @@ def accept(runtime: Runtime, route: str, body: bytes, headers: Mapping[str, str]
     if delivery and result.http_status >= 500:
         _forget(runtime, delivery)  # let the sender's retry through
     ticket = result.body.get("ticket") or {}
+    event = "preflight" if preflight else "approval"
     log.info(
-        "approval %s %s %s",
+        "%s %s %s %s",
+        event,
         route,
         ticket.get("id", "-"),
         result.body["status"],
         extra={
-            "bridge_event": "approval",
+            "bridge_event": event,
             "route": route,
             "source": ticket.get("source", route),
             "ticket": ticket.get("id", ""),
@@ -97,7 +123,24 @@ def status(runtime: Runtime, source: str, ticket: str) -> Answer:
 # -- the caller ------------------------------------------------------------------------
 
 
-def _check_caller(runtime: Runtime, route: str, body: bytes, headers: Mapping[str, str]) -> Delivery | None:
+def _wants_preflight(validate: str | None) -> bool:
+    """The ``validate`` query parameter: absent or false is an approval; anything unclear is refused, never
+    taken for an approval (a check that provisioned would be the worst reading)."""
+    if validate is None:
+        return False
+    text = validate.strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise InvalidRequest([FieldError("validate", "must be true (check only: nothing is recorded or sent) or false")])
+
+
+def _check_caller(
+    runtime: Runtime, route: str, body: bytes, headers: Mapping[str, str], *, record: bool = True
+) -> Delivery | None:
+    """Size, content type and signature. ``record``: note a signed delivery's id (a preflight does not, so its
+    id stays free for the approval, and a preflight can be sent again as often as the desk likes)."""
     s = runtime.settings
     if len(body) > s.max_body_bytes:
         raise InvalidRequest(
@@ -117,6 +160,8 @@ def _check_caller(runtime: Runtime, route: str, body: bytes, headers: Mapping[st
         verify_hub_signature(body, headers, secrets)
         return None
     webhook_id = verify_standard_webhook(body, headers, secrets)
+    if not record:
+        return None
     fingerprint = hashlib.sha256(body).hexdigest()[:32]
     if runtime.deliveries.first_time(route, webhook_id, fingerprint):
         return Delivery(route, webhook_id, repeat=False)
@@ -140,25 +185,110 @@ def _forget(runtime: Runtime, delivery: Delivery) -> None:
 # -- the approval ----------------------------------------------------------------------
 
 
-def _accept(
-    runtime: Runtime, route: str, body: bytes, headers: Mapping[str, str], delivery: Delivery | None
-) -> Answer:
+def _understand(
+    runtime: Runtime, route: str, body: bytes, headers: Mapping[str, str], *, preflight: bool
+) -> Understood | Ignored:
+    """Parse, map, look up hidden e-mails, validate: the request, or InvalidRequest naming every problem.
+
+    ``preflight``: a Jira issue is mapped as if it were approved (nothing else differs)."""
     payload = jsonbody.parse(body)
-    approval = _approval(runtime, route, payload, headers)
+    approval = _approval(runtime, route, payload, headers, preflight=preflight)
     if isinstance(approval, Ignored):
-        return answer(Status.IGNORED, 200, reason=approval.reason)
+        return approval
+    problems = list(approval.problems)
     if approval.missing:
-        _resolve_emails(runtime, approval)
-    request = validate(approval.draft, attempt.policy_from(runtime))
+        problems += _resolve_emails(runtime, approval)
+    try:
+        request = validate(approval.draft, attempt.policy_from(runtime))
+    except InvalidRequest as invalid:
+        # A field the mapping already named is not named again (an owner whose e-mail is hidden is not also
+        # "at least one owner is required").
+        more = invalid.beyond([e for p in problems for e in p.errors])
+        problems += [InvalidRequest(more, invalid.http_status)] if more else []
+        raise InvalidRequest.joined(problems) from None
+    if problems:
+        raise InvalidRequest.joined(problems)
     ticket = approval.ticket
     if not ticket.id:
         from deskbridge.desks.generic import body_ticket_id
 
         ticket = TicketRef(ticket.source, body_ticket_id(request))
+    return Understood(ticket, request, approval)
+
+
+def _accept(
+    runtime: Runtime, route: str, body: bytes, headers: Mapping[str, str], delivery: Delivery | None
+) -> Answer:
+    understood = _understand(runtime, route, body, headers, preflight=False)
+    if isinstance(understood, Ignored):
+        return answer(Status.IGNORED, 200, reason=understood.reason)
+    ticket = understood.ticket
     ready = attempt.prepare(runtime)  # a bad setting fails here, before anything is written
     if delivery is not None and delivery.repeat and runtime.ledger.get(ticket.source, ticket.id) is not None:
         raise _replayed()  # the same delivery again, and it was handled: a replay
-    return _submit(runtime, ticket, request, approval, ready)
+    return _submit(runtime, ticket, understood.request, understood.approval, ready)
+
+
+# -- the preflight ---------------------------------------------------------------------
+
+
+def _preflight(runtime: Runtime, route: str, body: bytes, headers: Mapping[str, str]) -> Answer:
+    """What an approval of this body would send to Syskit Point, or every reason it would not."""
+    problems = _setting_problems(runtime, route)
+    if problems:
+        for problem in problems:
+            log.error("configuration problem: %s", problem, extra={"bridge_event": "config",
+                                                                   "setting": problem.setting})
+        return answer(Status.FAILED, 503, errors=[FieldError(p.setting, f"setting {p.problem}") for p in problems])
+    understood = _understand(runtime, route, body, headers, preflight=True)
+    if isinstance(understood, Ignored):  # no adapter ignores a preflight today; kept honest if one does
+        return answer(Status.IGNORED, 200, reason=understood.reason)
+    approval = understood.approval
+    result = answer("valid", 200, understood.ticket, point=_point_call(understood.request, approval))
+    result.body["warnings"] = list(approval.warnings) + [
+        f"{u.role}: {u.display_name or u.account_id} has no e-mail address on the issue; the bridge found it in "
+        "Jira and an approval sends it (not shown here)"
+        for u in approval.looked_up.values()
+    ]
+    return result
+
+
+def _setting_problems(runtime: Runtime, route: str) -> list[ConfigurationError]:
+    """Every setting the approval path reads after the caller check that is missing or malformed, each once:
+    the mapping (JIRA_POST_FUNCTION_MATCH), validation (templates, default type, limits), the ledger, and what
+    the first attempt and its outcome need (deskbridge.attempt.setting_problems)."""
+    s = runtime.settings
+    found = {p.setting: p for p in check_all(s, ("limits",))}
+    reads = [lambda: attempt.policy_from(runtime), lambda: _storage_configured(s), lambda: s.ledger_table]
+    if route == "jira":
+        reads.append(lambda: s.jira_post_function_match)
+    for read in reads:
+        try:
+            read()
+        except ConfigurationError as problem:
+            found.setdefault(problem.setting, problem)
+    for problem in attempt.setting_problems(runtime):
+        found.setdefault(problem.setting, problem)
+    return list(found.values())
+
+
+def _storage_configured(s: Settings) -> None:
+    """The ledger and the retry queue can be reached (a connection string, or the identity-based URIs)."""
+    if not s.storage_connection_string and not (s.storage_service_uri("table") and s.storage_service_uri("queue")):
+        raise ConfigurationError("AzureWebJobsStorage", STORAGE_NOT_SET)
+
+
+def _point_call(request: ProvisioningRequest, approval: Approval) -> dict[str, Any]:
+    """The call an approval makes: method, path and body, with the addresses the bridge looked up itself masked
+    (the caller had them hidden; a check must not show what Jira's profile visibility hides)."""
+    body = request.point_body()
+    for role in ("owners", "members"):
+        body[role] = [
+            f"(hidden: the e-mail of {found.display_name or found.account_id}, looked up in Jira)"
+            if (found := approval.looked_up.get(address.casefold())) else address
+            for address in body[role]
+        ]
+    return {"method": "POST", "path": request.point_path, "body": body}
 
 
 def _new_record(ticket: TicketRef, request: ProvisioningRequest, approval: Approval) -> LedgerRecord:
@@ -233,7 +363,9 @@ def _duplicate(runtime: Runtime, record: LedgerRecord) -> Answer:
     return result
 
 
-def _approval(runtime: Runtime, route: str, payload: Any, headers: Mapping[str, str]) -> Approval | Ignored:
+def _approval(
+    runtime: Runtime, route: str, payload: Any, headers: Mapping[str, str], *, preflight: bool = False
+) -> Approval | Ignored:
     s = runtime.settings
     if route == "jira":
         from deskbridge.desks.jira import JiraFields, parse
@@ -251,6 +383,7 @@ def _approval(runtime: Runtime, route: str, payload: Any, headers: Mapping[str, 
                 template=s.raw("JIRA_FIELD_TEMPLATE"),
                 post_function_match=s.jira_post_function_match,
             ),
+            preflight=preflight,
         )
     if route == "servicenow":
         from deskbridge.desks.servicenow import CatalogVariables, parse
@@ -271,8 +404,8 @@ def _approval(runtime: Runtime, route: str, payload: Any, headers: Mapping[str, 
     return parse(payload, key)
 
 
-def _resolve_emails(runtime: Runtime, approval: Approval) -> None:
-    """Ask Jira for users whose e-mail the payload lacked; 422 if an owner stays unknown."""
+def _resolve_emails(runtime: Runtime, approval: Approval) -> list[InvalidRequest]:
+    """Ask Jira for users whose e-mail the payload lacked; a 422 problem if an owner stays unknown."""
     from deskbridge.desks.jira import JiraError
 
     jira = runtime.jira
@@ -286,6 +419,7 @@ def _resolve_emails(runtime: Runtime, approval: Approval) -> None:
                 log.warning("Jira user lookup failed: %s", exc)
         if email:
             approval.draft.setdefault(user.role, []).append(email)
+            approval.looked_up[email.casefold()] = user
         else:
             still_missing.append(user)
     owners = [u for u in still_missing if u.role == "owners"]
@@ -295,10 +429,12 @@ def _resolve_emails(runtime: Runtime, approval: Approval) -> None:
                 f"member {user.display_name or user.account_id} ({user.account_id}) has no visible e-mail address "
                 "and was left out"
             )
-    if owners:
-        names = "; ".join(f"{u.display_name or '?'} (accountId {u.account_id or '?'})" for u in owners)
-        hint = "" if jira else " (set JIRA_URL, JIRA_EMAIL and JIRA_API_TOKEN_SECRET_NAME to look them up)"
-        raise InvalidRequest(
+    if not owners:
+        return []
+    names = "; ".join(f"{u.display_name or '?'} (accountId {u.account_id or '?'})" for u in owners)
+    hint = "" if jira else " (set JIRA_URL, JIRA_EMAIL and JIRA_API_TOKEN_SECRET_NAME to look them up)"
+    return [
+        InvalidRequest(
             [
                 FieldError(
                     "owners",
@@ -308,3 +444,4 @@ def _resolve_emails(runtime: Runtime, approval: Approval) -> None:
             ],
             http_status=422,
         )
+    ]

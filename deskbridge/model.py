@@ -96,6 +96,17 @@ class InvalidRequest(Exception):
         self.errors = list(errors)
         self.http_status = http_status
 
+    @classmethod
+    def joined(cls, problems: Sequence[InvalidRequest]) -> InvalidRequest:
+        """Every problem found, as one refusal: 400 when any of them is the body's, else the status they share
+        (422: it is understood, but someone must act first, e.g. make an owner's e-mail visible)."""
+        return cls([e for p in problems for e in p.errors], min(p.http_status for p in problems))
+
+    def beyond(self, known: Sequence[FieldError]) -> list[FieldError]:
+        """The errors about fields that ``known`` does not name already (``owners[0]`` is ``owners``)."""
+        named = {e.field.split("[")[0] for e in known}
+        return [e for e in self.errors if e.field.split("[")[0] not in named]
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -148,6 +159,11 @@ class ProvisioningRequest:
     @property
     def name_key(self) -> str:
         return name_key(self.display_name)
+
+    @property
+    def point_path(self) -> str:
+        """Where Syskit Point takes it: one provisioning endpoint per workspace type."""
+        return f"/v1.0/provision/{self.workspace_type}"
 
 
 def slugify(name: str) -> str:

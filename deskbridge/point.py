@@ -340,7 +340,7 @@ class PointClient:
     def provision(self, request: ProvisioningRequest, deadline: float | None = None) -> ProvisionResult:
         """Send the request, retrying what provably did not act until ``deadline`` (default: the budget
         from now). Token requests, made before and between the POSTs, count against the same deadline."""
-        url = f"{self.base_url}/v1.0/provision/{request.workspace_type}"
+        url = self.base_url + request.point_path
         body = request.point_body()
         deadline = self.deadline() if deadline is None else deadline
         sends = 0

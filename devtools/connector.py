@@ -15,7 +15,8 @@ operation with a fixed query parameter (the preflight's ``?validate=true`` on ``
 needs a path of its own, since Swagger 2.0 allows one operation per path and method: give it
 ``path`` (a connector-only path), ``query`` (the fixed parameters) and ``operationId``/``summary``;
 apiProperties.json then routes that path back to the real one with the ``routerequesttoendpoint``
-and ``setqueryparameter`` policy templates (tests/test_connector.py checks the pairing).
+and ``setqueryparameter`` policy templates (tests/test_connector.py checks the pairing). A fixed
+query parameter is offered by no action (:data:`FIXED_QUERY`).
 """
 
 from __future__ import annotations
@@ -34,10 +35,22 @@ SWAGGER = ROOT / "connectors" / "power-automate" / "apiDefinition.swagger.json"
 # openapi.json operations offered as connector actions, in the designer's order.
 ACTIONS: list[dict[str, Any]] = [
     {"operation": "ProvisionWorkspace"},
+    {
+        "operation": "ProvisionWorkspace",
+        "operationId": "CheckRequest",
+        "summary": "Check a request",
+        "description": "Checks a workspace request as an approval would (mapping, e-mail addresses, templates and "
+        "settings) and answers what would be sent to Syskit Point, or every error; nothing is recorded or sent.",
+        "path": "/api/provision/check",
+        "query": {"validate": "true"},
+    },
     {"operation": "GetRequestStatus"},
 ]
 # Parameters a connector cannot fill in: Standard Webhooks signing needs code the connector does not run.
 OMITTED_PARAMETERS = {"webhook-id", "webhook-timestamp"}
+# Query parameters an action fixes (apiProperties.json sets them): offered by no action, so that an action
+# does what its name says ("Provision a workspace" never only checks, "Check a request" never provisions).
+FIXED_QUERY = {name for action in ACTIONS for name in action.get("query", {})}
 HOST = "contoso-deskbridge.azurewebsites.net"  # replaced per connection (apiProperties.json: dynamichosturl)
 # The paths carry /api themselves (basePath "/"), so they stay right whether the host policy replaces
 # only the host or the whole base URL.
@@ -155,7 +168,7 @@ def build(spec: dict[str, Any]) -> dict[str, Any]:
         parameters = [
             _parameter(spec, p)
             for p in operation.get("parameters", [])
-            if _resolve(spec, p)["name"] not in OMITTED_PARAMETERS
+            if _resolve(spec, p)["name"] not in OMITTED_PARAMETERS | FIXED_QUERY
         ]
         body = operation.get("requestBody")
         if body:

@@ -8,9 +8,12 @@
  *
  * Script step input variables (name: type):
  *   requested_item: Record (Table: sc_req_item)   <- action input, from the flow's trigger record
+ *   check_only: True/False                        <- action input; true: only check the request (a preflight,
+ *                                                    on catalog submission): the bridge answers what an approval
+ *                                                    would send, or every error, and records nothing
  * Script step output variables (name: type):
  *   body: String                  the JSON to POST (every non-ASCII character escaped)
- *   endpoint: String              {deskbridge.url}/api/servicenow
+ *   endpoint: String              {deskbridge.url}/api/servicenow, with ?validate=true when check_only
  *   function_key: Password (2 Way Encrypted)
  *   webhook_id, webhook_timestamp, webhook_signature: String   (empty when no signing key is set)
  *   error: String                 why nothing can be sent (missing properties); empty otherwise
@@ -96,7 +99,7 @@
     });
 
     outputs.body = body;
-    outputs.endpoint = bridgeUrl + '/api/servicenow';
+    outputs.endpoint = bridgeUrl + '/api/servicenow' + (text(inputs.check_only) === 'true' ? '?validate=true' : '');
     outputs.function_key = functionKey;
     if (signingKey) {
         // Standard Webhooks: HMAC-SHA256 over "id.timestamp.body", keyed with the base64 secret after "whsec_".

@@ -8,9 +8,12 @@
  *   status_code: Integer        <- the REST step's Status Code (or step 2's status_code)
  *   response_body: String       <- the REST step's Response Body (or step 2's response_body)
  *   error_message: String       <- the REST step's Error Message (or step 2's error_message)
+ *   check_only: True/False      <- the action input of the same name (step 1's)
  * Script step output variables, also the action's outputs:
- *   status: String   submitted, queued, uncertain, rejected, failed or error
- *   note: String     "Point Desk Bridge: ..." for the requested item's work notes
+ *   status: String   submitted, queued, uncertain, rejected, failed or error; a check: valid, rejected,
+ *                    failed or error
+ *   note: String     "Point Desk Bridge: ..." for the requested item's work notes (a check's note is written
+ *                    for the requester too: the item's comments)
  */
 (function execute(inputs, outputs) {
     function text(value) {
@@ -41,6 +44,21 @@
         problems.push(text(errors[e].field) + ': ' + text(errors[e].message));
     }
     var detail = problems.length ? ' ' + problems.join('; ') : '';
+    if (text(inputs.check_only) === 'true') {
+        var point = answer.point || {};
+        var asked = point.body || {};
+        if (outcome === 'valid') {
+            finish(outcome, 'checked before approval: it can be provisioned as asked ('
+                + text(point.path).replace(/^.*\//, '') + ' "' + text(asked.displayName) + '", template '
+                + text(asked.templateId) + ').');
+        } else if (outcome === 'rejected') {
+            finish(outcome, 'checked before approval: this request cannot be provisioned as it is (HTTP ' + status
+                + ').' + detail + ' Correct it before it is approved.');
+        } else {
+            finish(outcome, 'could not check the request (HTTP ' + status + ' ' + outcome + ').' + detail);
+        }
+        return;
+    }
     if (outcome === 'submitted') {
         finish(outcome, 'sent to Syskit Point (request ' + text(answer.pointRequestId || 'accepted') + ').');
     } else if (outcome === 'queued') {

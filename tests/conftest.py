@@ -97,6 +97,7 @@ class Bridge:
         method: str = "POST",
         headers: dict[str, str] | None = None,
         route_params: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
         if isinstance(body, bytes):
             data = body
@@ -106,7 +107,7 @@ class Bridge:
             data = json.dumps(body).encode("utf-8")
         sent = {"Content-Type": "application/json"} if data else {}
         sent.update(headers or {})
-        request = func.HttpRequest(method, f"http://localhost:7071/api/{name}", headers=sent, params={},
+        request = func.HttpRequest(method, f"http://localhost:7071/api/{name}", headers=sent, params=params or {},
                                    route_params=route_params or {}, body=data)
         response = functions()[name].get_user_function()(request)
         assert response.mimetype == "application/json", response.mimetype

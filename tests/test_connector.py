@@ -104,7 +104,8 @@ def test_files_are_indented_with_four_spaces_and_have_no_trailing_space(text):
 
 def test_the_actions_are_the_ones_the_recipe_uses():
     actions = {op["operationId"]: op["summary"] for _, _, op in swagger_operations()}
-    assert actions == {"ProvisionWorkspace": "Provision a workspace", "GetRequestStatus": "Get request status"}
+    assert actions == {"ProvisionWorkspace": "Provision a workspace", "CheckRequest": "Check a request",
+                       "GetRequestStatus": "Get request status"}
     assert not any("x-ms-trigger" in op for _, _, op in swagger_operations())  # see docs/power-automate.md
 
 
@@ -248,12 +249,13 @@ def compatible(connector_shape: Any, openapi_shape: Any, where: str = "") -> lis
 @pytest.mark.parametrize(("path", "method", "operation"), list(swagger_operations()),
                          ids=lambda v: v if isinstance(v, str) and v.startswith("/") else None)
 def test_every_action_agrees_with_openapi_json(path, method, operation):
-    openapi_path, openapi_method, described = openapi_operation(operation["operationId"])
+    made_from = {a.get("operationId", a["operation"]): a["operation"] for a in connector.ACTIONS}
+    openapi_path, openapi_method, described = openapi_operation(made_from[operation["operationId"]])
     assert method == openapi_method
     assert routed_paths().get(path, path) == connector.BASE_PATH + openapi_path
     described_parameters = [resolve(OPENAPI, p) for p in described.get("parameters", [])]
     expected = {(p["name"], p["in"], p.get("required", False)) for p in described_parameters
-                if p["name"] not in connector.OMITTED_PARAMETERS}
+                if p["name"] not in connector.OMITTED_PARAMETERS | connector.FIXED_QUERY}
     if "requestBody" in described:
         expected.add(("body", "body", described["requestBody"].get("required", False)))
     assert {(p["name"], p["in"], p["required"]) for p in operation["parameters"]} == expected
@@ -267,6 +269,26 @@ def test_every_action_agrees_with_openapi_json(path, method, operation):
         openapi_body = described["requestBody"]["content"]["application/json"]["schema"]
         problems += compatible(shape(SWAGGER, body["schema"]), shape(OPENAPI, openapi_body), "body")
     assert problems == []
+
+
+def test_a_fixed_query_parameter_is_set_by_a_policy_for_its_action_alone():
+    """"Check a request" is ProvisionWorkspace with ?validate=true: its own path, routed back, the flag set."""
+    policies = PROPERTIES["properties"]["policyTemplateInstances"]
+    fixed = [a for a in connector.ACTIONS if a.get("query")]
+    assert [a["operationId"] for a in fixed] == ["CheckRequest"]
+    for action in fixed:
+        _, _, described = openapi_operation(action["operation"])
+        names = {resolve(OPENAPI, p)["name"] for p in described.get("parameters", [])}
+        for name, value in action["query"].items():
+            assert name in names  # a parameter the operation describes
+            [policy] = [p for p in policies if p["templateId"] == "setqueryparameter"
+                        and p["parameters"]["x-ms-apimTemplateParameter.name"] == name]
+            assert policy["parameters"]["x-ms-apimTemplateParameter.value"] == value
+            assert policy["parameters"]["x-ms-apimTemplateParameter.existsAction"] == "override"
+            assert policy["parameters"]["x-ms-apimTemplate-operationName"] == [action["operationId"]]
+        assert action["path"] in routed_paths()
+    offered = {p["name"] for _, _, op in swagger_operations() for p in op["parameters"]}
+    assert offered.isdisjoint(connector.FIXED_QUERY)  # "Provision a workspace" cannot be made to only check
 
 
 def test_the_omitted_parameters_are_only_signature_headers():

@@ -277,3 +277,36 @@ def test_crash_matrix(bridge, outbound, flow, capsys):
         for n, call in enumerate(recorded):
             print(f"  {n:2d} {call}")
     assert problems == []
+
+
+# == the preflight: no flow of its own, because it writes nothing ==============================
+
+
+def test_a_preflight_makes_no_write_call_at_all(bridge, outbound):
+    """A check (?validate=true) on each route, on a new worker, through the recorder every outbound call passes:
+    it only reads (Key Vault, Entra ID for the vault's token, Jira's user lookup). Nothing goes to storage, a
+    queue, Syskit Point or a desk's write API, and Entra ID is never asked for a Syskit Point token, so no
+    crash point exists to put in the matrix. The same recorder sees the approval's writes."""
+    from devtools.stack import POINT_API_APP_ID, SAMPLE_JIRA_FIELDS
+
+    fresh(bridge)
+    bridge.configure(**SAMPLE_JIRA_FIELDS)
+    bridge.stack.jira.add_user("557058:8c9e5b7a-64a1-4e54-9f0b-2f1c3b2a9d10", "Hidden Harry", "harry@contoso.com")
+    check = {"validate": "true"}
+    data, headers = signed(body_for(bridge, "APO-9"))
+    with outbound.watch() as calls:
+        answers = [
+            bridge.http("provision", data, headers=headers, params=check),
+            bridge.http("jira", fixture("jira_webhook_approved.json"), params=check),
+            bridge.http("servicenow", fixture("servicenow_ritm.json"), params=check),
+        ]
+    assert [(status, body["status"]) for status, body in answers] == [(200, "valid")] * 3, answers
+    assert {call.split()[0] for call in calls} == {"keyvault", "entra", "jira"}, calls
+    assert all(call.split()[1] == "GET" or call.startswith("entra POST") for call in calls), calls
+    assert "jira GET /rest/api/3/user" in calls  # the e-mail lookup, as the approval makes it
+    tokens = [c.form().get("scope", "") for c in bridge.stack.entra.token_requests()]
+    assert tokens and not any(POINT_API_APP_ID in scope for scope in tokens)  # the vault's token only
+    with outbound.watch() as approval_calls:
+        assert bridge.http("provision", data, headers=headers)[0] == 201  # same webhook-id: not a replay
+    written = {" ".join(call.split()[:2]) for call in approval_calls}
+    assert {"table POST", "point POST"} <= written, approval_calls

@@ -112,25 +112,36 @@ def http_samples():
     return samples
 
 
-def send(bridge, method, route, headers, body):
+def send(bridge, method, target, headers, body):
+    route, _, query = target.partition("?")
     if route.startswith("requests/"):
         _, source, ticket = route.split("/")
         return bridge.http("request_status", method="GET", route_params={"source": source, "ticket": ticket})
-    return bridge.http(FUNCTION_BY_ROUTE[route], body or None, method=method, headers=headers)
+    params = dict(part.split("=", 1) for part in query.split("&") if part)
+    return bridge.http(FUNCTION_BY_ROUTE[route], body or None, method=method, headers=headers, params=params)
 
 
 def test_every_test_http_sample_is_answered_as_described(bridge):
     samples = http_samples()
-    routes = {"requests/{source}/{ticket}" if route.startswith("requests/") else route for _, _, route, _, _ in samples}
+    routes = {"requests/{source}/{ticket}" if route.startswith("requests/") else route.partition("?")[0]
+              for _, _, route, _, _ in samples}
     registered = [json.loads(f.get_function_json())["bindings"][0] for f in functions().values()]
     assert routes == {"provision", "jira", "servicenow", "point/events", "requests/{source}/{ticket}", "health",
                       "openapi.json"}
     assert routes == {b["route"] for b in registered if b["type"] == "httpTrigger"}  # a sample for every route
-    expected = [200, 200, 201, 201, 201, 200, 400, 201, 200, 201, 201, 201, 422, 200, 200, 200]
+    expected = [200, 200, 201, 201, 201, 200, 400, 201, 200, 201, 201, 201, 422, 200, 400, 200, 200, 200, 200, 200]
     answers = [send(bridge, *sample[1:]) for sample in samples[: len(expected)]]
     assert [status for status, _ in answers] == expected, list(zip([s[0] for s in samples], answers, strict=False))
     assert answers[1][1]["openapi"].startswith("3.1.")
     assert answers[5][1]["duplicate"] is True and answers[8][1]["status"] == "ignored"
+    checks = answers[13:17]  # ?validate=true: answered, never recorded
+    assert [b["status"] for _, b in checks] == ["valid", "rejected", "valid", "valid"]
+    assert [e["field"] for e in checks[1][1]["errors"]] == ["workspaceType", "displayName", "owners[0]", "isPrivate",
+                                                            "templateId"]
+    assert [b["point"]["path"] for _, b in (checks[0], checks[2], checks[3])] == [
+        "/v1.0/provision/sites", "/v1.0/provision/teams", "/v1.0/provision/sites"]
+    assert [bridge.record(b["ticket"]["source"], b["ticket"]["id"]) for _, b in (checks[0], checks[2], checks[3])] == [
+        None, None, None]
     assert [b["ticket"] for _, b in answers[2:5]] == [
         {"source": "jira", "id": "MKT-7"}, {"source": "servicenow", "id": "RITM0010460"},
         {"source": "portal", "id": "FAC-1001"}]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from deskbridge.model import InvalidRequest, Limits, Policy, is_email, name_key, slugify, validate
+from deskbridge.model import FieldError, InvalidRequest, Limits, Policy, is_email, name_key, slugify, validate
 
 POLICY = Policy(allowed_template_ids=frozenset({7, 8}), default_template_ids={"": 7}, default_workspace_type="teams")
 
@@ -134,3 +134,16 @@ def test_default_template_per_workspace_type():
 
 def test_template_id_digits_are_ascii():
     assert errors_of(draft(templateId="\u0667"))["templateId"] == "must be a positive whole number"
+
+
+def test_problems_found_apart_are_refused_together():
+    """Intake's rule for every error at once: 400 when any is the body's; one field is named once."""
+    hidden = InvalidRequest([FieldError("owners", "no e-mail address visible for: Hidden Harry")], 422)
+    body = InvalidRequest([FieldError("ticket.callbackUrl", "must be an https:// URL")])
+    assert InvalidRequest.joined([hidden]).http_status == 422
+    joined = InvalidRequest.joined([hidden, body])
+    assert joined.http_status == 400 and [e.field for e in joined.errors] == ["owners", "ticket.callbackUrl"]
+    validation = InvalidRequest([FieldError("owners", "at least one owner with an e-mail address is required"),
+                                 FieldError("owners[1]", "'x' is not a valid e-mail address"),
+                                 FieldError("templateId", "must be a positive whole number")])
+    assert [e.field for e in validation.beyond(joined.errors)] == ["templateId"]

@@ -248,3 +248,66 @@ def test_flow_action_refusals_and_missing_properties_are_noted(bridge, tmp_path)
     read = run_flow_step(tmp_path, "read-answer", properties={}, inputs=sent["outputs"])["outputs"]
     assert read["status"] == "error" and "deskbridge.function_key" in read["note"]
     assert bridge.stack.point.provision_calls() == []
+
+
+# == the check on catalog submission (the same action, Check only = true) ====================
+
+
+def sent_as_the_flow_sends(bridge, built):
+    """The request step 2 posts, through the bridge's function: the endpoint's query included."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    headers = {"Content-Type": "application/json", "x-functions-key": built["function_key"]}
+    if built["webhook_signature"]:
+        headers |= {"webhook-id": built["webhook_id"], "webhook-timestamp": built["webhook_timestamp"],
+                    "webhook-signature": built["webhook_signature"]}
+    params = dict(parse_qsl(urlsplit(built["endpoint"]).query))
+    return bridge.http("servicenow", built["body"].encode(), headers=headers, params=params)
+
+
+@pytest.mark.skipif(NODE is None, reason="needs Node.js")
+def test_flow_action_checks_a_request_on_catalog_submission(bridge, tmp_path):
+    signing_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    bridge.stack.vault.set_secret("servicenow-signing", signing_secret)
+    bridge.configure(SERVICENOW_SIGNING_SECRET_NAME="servicenow-signing")
+    properties = {"deskbridge.url": "https://bridge.example", "deskbridge.function_key": "fk-flow",
+                  "deskbridge.signing_key": signing_secret}
+    built = run_flow_step(tmp_path, "build-request", properties=properties, inputs={"check_only": True},
+                          **flow_item())["outputs"]
+    assert built["endpoint"] == "https://bridge.example/api/servicenow?validate=true"
+    status, answer = sent_as_the_flow_sends(bridge, built)
+    assert (status, answer["status"], answer["point"]["path"]) == (200, "valid", "/v1.0/provision/sites"), answer
+    sent = run_flow_step(tmp_path, "send-request", properties={}, inputs=built,
+                         response={"status": status, "body": answer})
+    assert sent["sent"]["url"] == built["endpoint"] and sent["sent"]["body"] == built["body"]
+    read = run_flow_step(tmp_path, "read-answer", properties={},
+                         inputs=sent["outputs"] | {"check_only": True})["outputs"]
+    assert read == {"status": "valid", "note": 'Point Desk Bridge: checked before approval: it can be provisioned '
+                                               'as asked (sites "Finance – Q4 close", template 8).'}
+    assert bridge.stack.point.calls == [] and bridge.record("servicenow", "RITM0010481") is None
+    # Approved later, the same action without Check only sends what the check showed.
+    built = run_flow_step(tmp_path, "build-request", properties=properties, **flow_item())["outputs"]
+    assert built["endpoint"] == "https://bridge.example/api/servicenow"
+    assert sent_as_the_flow_sends(bridge, built)[0] == 201
+    [call] = bridge.stack.point.provision_calls()
+    assert (call.path, call.json()) == (answer["point"]["path"], answer["point"]["body"])
+
+
+@pytest.mark.skipif(NODE is None, reason="needs Node.js")
+def test_flow_action_check_notes_every_error_for_the_requester(bridge, tmp_path):
+    item = flow_item(owners=NO_EMAIL)
+    item["variables"] |= {"workspace_type": "wiki", "template_id": "99"}
+    properties = {"deskbridge.url": "https://bridge.example", "deskbridge.function_key": "fk-flow"}
+    built = run_flow_step(tmp_path, "build-request", properties=properties, inputs={"check_only": "true"},
+                          **item)["outputs"]
+    status, answer = sent_as_the_flow_sends(bridge, built)
+    assert status == 400 and [e["field"] for e in answer["errors"]] == ["owners", "workspaceType", "templateId"]
+    read = run_flow_step(tmp_path, "read-answer", properties={}, inputs={
+        "status_code": status, "response_body": json.dumps(answer), "error_message": "", "check_only": "true"})
+    note = read["outputs"]["note"]
+    assert read["outputs"]["status"] == "rejected"
+    assert note.startswith("Point Desk Bridge: checked before approval: this request cannot be provisioned as it "
+                           "is (HTTP 400). owners: these users have no e-mail address in ServiceNow: " + NO_EMAIL)
+    assert "workspaceType: must be one of" in note and "templateId: template 99 is not allowed" in note
+    assert note.endswith("Correct it before it is approved.")
+    assert bridge.stack.point.calls == []

@@ -15,6 +15,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from deskbridge.model import InvalidRequest
+
 MARKER_PROPERTY = "deskbridge"  # the Jira comment property holding {"marker": ...}
 
 
@@ -60,6 +62,11 @@ class Approval:
     reply_to: dict[str, str] = field(default_factory=dict)
     missing: list[MissingEmail] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # What the mapping found wrong while it could still build the draft: intake adds validation's errors
+    # and refuses with all of them at once.
+    problems: list[InvalidRequest] = field(default_factory=list)
+    # Addresses the bridge looked up (casefolded) and for whom: a preflight does not show them.
+    looked_up: dict[str, MissingEmail] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

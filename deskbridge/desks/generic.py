@@ -49,15 +49,17 @@ def parse(payload: Any, idempotency_key: str | None) -> Approval:
     id: ``ticket.id``, else the ``Idempotency-Key`` header, else the ticket
     named in the comment, else empty: the service then names it after a hash
     of the validated body (:func:`body_ticket_id`). source: ``ticket.source``,
-    else the desk named in the comment, else ``provision``.
+    else the desk named in the comment, else ``provision``. Problems with the
+    ticket go into ``problems``, next to the draft, so that validation adds its own.
     """
     if not isinstance(payload, dict):
         raise InvalidRequest([FieldError("body", "must be a JSON object")])
     draft = {key: payload[key] for key in BODY_FIELDS if key in payload}
+    errors: list[FieldError] = []
     ticket = payload.get("ticket", {})
     if not isinstance(ticket, dict):
-        raise InvalidRequest([FieldError("ticket", "must be an object with source and id")])
-    errors: list[FieldError] = []
+        errors.append(FieldError("ticket", "must be an object with source and id"))
+        ticket = {}
     for key in ("source", "id", "callbackUrl"):
         value = ticket.get(key)
         allowed = str if key == "callbackUrl" else str | int
@@ -70,18 +72,19 @@ def parse(payload: Any, idempotency_key: str | None) -> Approval:
             reply_to["callbackUrl"] = callback
         else:
             errors.append(FieldError("ticket.callbackUrl", "must be an https:// URL"))
-    if errors:
-        raise InvalidRequest(errors)
 
     from_comment = ticket_from_comment(payload.get("comment"))
     source = str(ticket.get("source") or "").strip().lower() or (from_comment.source if from_comment else "provision")
     ticket_id = str(ticket.get("id") or "").strip() or (idempotency_key or "").strip()
     if not ticket_id and from_comment:
         ticket_id = from_comment.id
-    errors = check_ticket(source, ticket_id) if ticket_id else check_source(source)
+    named = {e.field for e in errors}
+    identity = check_ticket(source, ticket_id) if ticket_id else check_source(source)
+    errors += [e for e in identity if e.field not in named]
+    approval = Approval(TicketRef(source, ticket_id), draft, reply_to)
     if errors:
-        raise InvalidRequest(errors)
-    return Approval(TicketRef(source, ticket_id), draft, reply_to)
+        approval.problems.append(InvalidRequest(errors))
+    return approval
 
 
 def body_ticket_id(request: ProvisioningRequest) -> str:

@@ -44,9 +44,11 @@ def _sys_ids_instead_of_addresses(role: str, value: Any) -> list[FieldError]:
 
 
 def parse(payload: Any, variables: CatalogVariables) -> Approval:
+    """Map the script's body; problems that still leave a draft go into ``problems`` (validation adds its own)."""
     if not isinstance(payload, dict):
         raise InvalidRequest([FieldError("body", "must be a JSON object")])
     errors: list[FieldError] = []
+    problems: list[InvalidRequest] = []
     number = payload.get("number")
     if not isinstance(number, str) or not number.strip():
         errors.append(FieldError("number", "is required (the RITM number)"))
@@ -54,9 +56,12 @@ def parse(payload: Any, variables: CatalogVariables) -> Approval:
     else:
         number = number.strip()
         errors += [FieldError("number", e.message) for e in check_ticket("servicenow", number)]
+        if errors:
+            number = ""  # named once, as the number, not again inside the comment it would go into
     sys_id = payload.get("sys_id")
     if sys_id is not None and not (isinstance(sys_id, str) and _SYS_ID.fullmatch(sys_id)):
         errors.append(FieldError("sys_id", "must be 32 lower-case hexadecimal characters"))
+        sys_id = None
     given = payload.get("variables", {})
     if not isinstance(given, dict):
         errors.append(FieldError("variables", "must be an object"))
@@ -66,13 +71,13 @@ def parse(payload: Any, variables: CatalogVariables) -> Approval:
         errors.append(FieldError("unresolved", "must be a list of sys_ids"))
     elif unresolved:
         shown = ", ".join(u[:40] for u in unresolved[:20])
-        raise InvalidRequest(
-            [FieldError("owners", f"these users have no e-mail address in ServiceNow: {shown}")], http_status=422
+        problems.append(
+            InvalidRequest([FieldError("owners", f"these users have no e-mail address in ServiceNow: {shown}")], 422)
         )
     for role in ("owners", "members"):
         errors += _sys_ids_instead_of_addresses(role, payload.get(role))
     if errors:
-        raise InvalidRequest(errors)
+        problems.insert(0, InvalidRequest(errors))
 
     draft: dict[str, Any] = {
         "displayName": given.get(variables.display_name),
@@ -90,7 +95,7 @@ def parse(payload: Any, variables: CatalogVariables) -> Approval:
         if given.get(name) not in (None, ""):
             draft[role] = given[name]
     reply_to = {"sysId": sys_id} if sys_id else {}
-    return Approval(TicketRef("servicenow", number), draft, reply_to)
+    return Approval(TicketRef("servicenow", number), draft, reply_to, problems=problems)
 
 
 class ServiceNowError(Exception):
