@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         "BRIDGE_DESK_POISON_QUEUE": f"fuzz-desk-{os.getpid()}-poison",
         "POINT_RETRY_BUDGET_SECONDS": "2",
     }
-    runtime.reset(settings_)
+    runtime.reset(settings_).ensure_storage()  # what the infra templates do in Azure
     stack.jira.add_user(*hostile.HIDDEN_OWNER)
 
     counts: Counter[str] = Counter()

@@ -168,9 +168,13 @@ def local_stack() -> Iterator[Any]:
 
 
 def app_settings(stack: Any, tag: str) -> dict[str, str]:
-    """The stack's settings with tables and queues of this run's own."""
+    """The stack's settings with tables and queues of this run's own, made before anything is timed (as the
+    infra templates make them in Azure; the bridge never creates them on the way)."""
+    from deskbridge.runtime import Runtime
+    from deskbridge.settings import Settings
+
     pid = os.getpid()
-    return (
+    settings = (
         dict(os.environ)
         | stack.settings
         | {
@@ -182,6 +186,8 @@ def app_settings(stack: Any, tag: str) -> dict[str, str]:
             "BRIDGE_DESK_POISON_QUEUE": f"bench-desk-{tag}-{pid}-poison",
         }
     )
+    Runtime(Settings(settings)).ensure_storage()
+    return settings
 
 
 _FUNCTIONS: dict[str, Any] = {}
