@@ -62,6 +62,11 @@ class lazy(Generic[T]):
         return built
 
 
+# Seconds to connect to Azure Storage and to wait for an answer: a table or queue call answers in
+# milliseconds; a page of a large query (the reconciler's sweep, pruning) takes longer, never this long.
+STORAGE_TIMEOUTS = (3.05, 20.0)
+
+
 def _fail_fast(endpoint: str) -> dict[str, Any]:
     """SDK retry options for an endpoint on this machine: no retry of a failed connection.
 
@@ -223,7 +228,9 @@ class Runtime:
     # -- storage ------------------------------------------------------------
     def _storage_options(self, endpoint: str) -> dict[str, Any]:
         transport = self.transport
-        return (transport.sdk_options() if transport else {}) | _fail_fast(endpoint) | self.sdk_options
+        connect, read = STORAGE_TIMEOUTS
+        timeouts = {"connection_timeout": connect, "read_timeout": read}
+        return timeouts | (transport.sdk_options() if transport else {}) | _fail_fast(endpoint) | self.sdk_options
 
     def _table(self, name: str) -> TableClient:
         from azure.data.tables import TableClient
