@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     import strategies as hostile
     from hypothesis import HealthCheck, given, seed, settings
 
+    from bench.harness import make_storage
     from deskbridge import runtime
     from devtools.stack import LocalStack
 
@@ -124,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         "BRIDGE_DESK_POISON_QUEUE": f"fuzz-desk-{os.getpid()}-poison",
         "POINT_RETRY_BUDGET_SECONDS": "2",
     }
-    runtime.reset(settings_).ensure_storage()  # what the infra templates do in Azure
+    make_storage(settings_)  # what the infra templates do in Azure
+    runtime.reset(settings_)
     stack.jira.add_user(*hostile.HIDDEN_OWNER)
 
     counts: Counter[str] = Counter()

@@ -218,10 +218,12 @@ def _storage(what: str, table: str) -> Iterator[None]:
 
 
 def _missing_table(exc: Exception) -> bool:
-    """A 404 for the table itself, not for an entity in it."""
+    """A 404 for the table itself, not for an entity in it (the service's x-ms-error-code says which: the SDK
+    does not set its error_code on every path)."""
     from azure.core.exceptions import HttpResponseError
 
-    return isinstance(exc, HttpResponseError) and exc.error_code == "TableNotFound"
+    response = exc.response if isinstance(exc, HttpResponseError) else None
+    return response is not None and response.headers.get("x-ms-error-code") == "TableNotFound"
 
 
 def _ensure(table: TableClient) -> bool:

@@ -31,7 +31,8 @@ def _storage(what: str, queue: str) -> Iterator[None]:
         yield
     except AzureError as exc:
         status = exc.status_code if isinstance(exc, HttpResponseError) else None
-        if isinstance(exc, HttpResponseError) and exc.error_code == "QueueNotFound":
+        response = exc.response if isinstance(exc, HttpResponseError) else None
+        if response is not None and response.headers.get("x-ms-error-code") == "QueueNotFound":
             raise StorageError(f"the queue {queue} does not exist: {StorageError.MAKE_IT}", transient=True,
                                http_status=status, missing=queue) from exc
         raise StorageError(f"{what} failed ({type(exc).__name__}{f' {status}' if status else ''})",
