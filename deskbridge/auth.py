@@ -21,18 +21,19 @@ import hmac
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:  # the verifiers' common shape, for type checkers (nothing to build at run time)
+    from typing import Protocol
+
+    class Verifier(Protocol):
+        header: ClassVar[str]
+
+        def verify(self, body: bytes, headers: Mapping[str, str]) -> str | None: ...
 
 
 class SignatureError(Exception):
     """The caller's signature is missing, malformed, stale or wrong."""
-
-
-class Verifier(Protocol):
-    header: ClassVar[str]
-
-    def verify(self, body: bytes, headers: Mapping[str, str]) -> str | None: ...
 
 
 def has_header(headers: Mapping[str, str], name: str) -> bool:
@@ -48,12 +49,14 @@ def _header(headers: Mapping[str, str], name: str) -> str:
     return ""
 
 
-@dataclass(frozen=True)
 class HubSignature:
     """Jira admin webhooks: ``X-Hub-Signature: sha256=<hex HMAC-SHA256(body)>``. No delivery id."""
 
-    secrets: Sequence[str]
+    __slots__ = ("secrets",)
     header: ClassVar[str] = "X-Hub-Signature"
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        self.secrets = secrets
 
     def verify(self, body: bytes, headers: Mapping[str, str]) -> None:
         signature = _header(headers, self.header).strip()
@@ -101,16 +104,18 @@ def _check_timestamp(value: str, now: float) -> None:
         raise SignatureError("webhook-timestamp is more than 5 minutes in the future")
 
 
-@dataclass(frozen=True)
 class StandardWebhook:
     """ServiceNow and /api/provision: Standard Webhooks; the delivery id is the ``webhook-id``.
 
     ``now`` (Unix seconds) replaces the clock for the timestamp check (tests).
     """
 
-    secrets: Sequence[str]
-    now: float | None = None
+    __slots__ = ("secrets", "now")
     header: ClassVar[str] = "webhook-signature"
+
+    def __init__(self, secrets: Sequence[str], now: float | None = None) -> None:
+        self.secrets = secrets
+        self.now = now
 
     def verify(self, body: bytes, headers: Mapping[str, str]) -> str:
         return _verify_standard_webhook(body, headers, self.secrets, self.now)
@@ -171,13 +176,15 @@ def sign_standard_webhook(body: bytes, secret: str, webhook_id: str, timestamp: 
 EVENT_SIGNATURE_ALGORITHMS = frozenset({"hmacsha256", "hmac-sha256", "sha256", "hs256"})
 
 
-@dataclass(frozen=True)
 class PointSignature:
     """Syskit Point events: ``Signature`` = base64 HMAC-SHA256(body), with ``Algorithm``. No delivery id
     (an event's idempotencyKey is in its body)."""
 
-    keys: Sequence[str]
+    __slots__ = ("keys",)
     header: ClassVar[str] = "Signature"
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        self.keys = keys
 
     def verify(self, body: bytes, headers: Mapping[str, str]) -> None:
         signature = _header(headers, self.header).strip()

@@ -22,11 +22,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from deskbridge import telemetry
 from deskbridge.errors import RemoteError
 from deskbridge.settings import ConfigurationError, Settings
+
+if TYPE_CHECKING:  # for type checkers only: nothing to build at run time
+    from typing import Protocol
+
+    class ExpiringSecret(Protocol):
+        """What the watch needs of a secret read from Key Vault (deskbridge.secrets.Secret): never its value."""
+
+        @property
+        def name(self) -> str: ...
+
+        @property
+        def expires_on(self) -> datetime | None: ...
 
 log = telemetry.logger("deskbridge.expiry")
 
@@ -45,16 +57,6 @@ SECRET_NAME_SETTINGS = (
     "SERVICENOW_SIGNING_SECRET_NAME",
     "PROVISION_SIGNING_SECRET_NAME",
 )
-
-
-class ExpiringSecret(Protocol):
-    """What the watch needs of a secret read from Key Vault (deskbridge.secrets.Secret): never its value."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def expires_on(self) -> datetime | None: ...
 
 
 class ExpiryState(StrEnum):
@@ -191,13 +193,13 @@ def describe(expiry: Expiry) -> str:
     return f"{expiry.name} expires on {expiry.date}"
 
 
-@dataclass(frozen=True)
 class Report:
     """What doctor says about the configured secrets' expiry: ``state`` is ok, warn, fail or skip."""
 
-    state: str
-    message: str
-    hint: str = ""
+    __slots__ = ("state", "message", "hint")
+
+    def __init__(self, state: str, message: str, hint: str = "") -> None:
+        self.state, self.message, self.hint = state, message, hint
 
 
 def report(settings: Settings, read: Callable[[str], ExpiringSecret], now: datetime | None = None) -> Report:

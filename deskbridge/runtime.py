@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from deskbridge.causes import is_loopback
@@ -88,7 +87,6 @@ def _on_this_machine(endpoint: str) -> bool:
     return bool(urls) and all(is_loopback(url) for url in urls)
 
 
-@dataclass(frozen=True)
 class Transport:
     """How HTTP clients find proxies and trust certificates, read from the environment once.
 
@@ -98,7 +96,10 @@ class Transport:
     a proxy (or NO_PROXY) set, the clients keep their per-call logic (``from_environment`` is None).
     """
 
-    ca_bundle: str = ""  # REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE; "" for certifi's
+    __slots__ = ("ca_bundle",)
+
+    def __init__(self, ca_bundle: str = "") -> None:
+        self.ca_bundle = ca_bundle  # REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE; "" for certifi's
 
     @classmethod
     def from_environment(cls) -> Transport | None:
@@ -113,13 +114,13 @@ class Transport:
         return {"use_env_settings": False} | ({"connection_verify": self.ca_bundle} if self.ca_bundle else {})
 
 
-@dataclass(frozen=True)
 class StorageReport:
     """What :meth:`Runtime.ensure_storage` found: every table and queue, and those it created."""
 
-    tables: tuple[str, ...]
-    queues: tuple[str, ...]
-    created: tuple[str, ...]
+    __slots__ = ("tables", "queues", "created")
+
+    def __init__(self, tables: tuple[str, ...], queues: tuple[str, ...], created: tuple[str, ...]) -> None:
+        self.tables, self.queues, self.created = tables, queues, created
 
 
 class Runtime:
