@@ -33,10 +33,17 @@ def _storage(what: str, queue: str) -> Iterator[None]:
         status = exc.status_code if isinstance(exc, HttpResponseError) else None
         response = exc.response if isinstance(exc, HttpResponseError) else None
         if response is not None and response.headers.get("x-ms-error-code") == "QueueNotFound":
-            raise StorageError(f"the queue {queue} does not exist: {StorageError.MAKE_IT}", transient=True,
-                               http_status=status, missing=queue) from exc
-        raise StorageError(f"{what} failed ({type(exc).__name__}{f' {status}' if status else ''})",
-                           transient=transient_status(status), http_status=status) from exc
+            raise StorageError(
+                f"the queue {queue} does not exist: {StorageError.MAKE_IT}",
+                transient=True,
+                http_status=status,
+                missing=queue,
+            ) from exc
+        raise StorageError(
+            f"{what} failed ({type(exc).__name__}{f' {status}' if status else ''})",
+            transient=transient_status(status),
+            http_status=status,
+        ) from exc
 
 
 class WorkQueue:

@@ -51,18 +51,29 @@ def write(root: Path, name: str, text: str) -> None:
 def test_the_check_sees_every_kind_of_import(tmp_path):
     """A checkout made up for the purpose: each kind of upward import is caught, and a module without a layer."""
     write(tmp_path, "deskbridge/__init__.py", "")
-    write(tmp_path, "deskbridge/model.py", """\
+    write(
+        tmp_path,
+        "deskbridge/model.py",
+        """\
         from typing import TYPE_CHECKING
 
         if TYPE_CHECKING:
             from deskbridge.runtime import Runtime  # type only, still a dependency
-        """)
-    write(tmp_path, "deskbridge/ledger.py", """\
+        """,
+    )
+    write(
+        tmp_path,
+        "deskbridge/ledger.py",
+        """\
         def get():
             from . import intake  # relative, inside a function
-        """)
+        """,
+    )
     write(tmp_path, "deskbridge/runtime.py", "import deskbridge.cli\n")
-    write(tmp_path, "deskbridge/intake.py", """\
+    write(
+        tmp_path,
+        "deskbridge/intake.py",
+        """\
         import importlib
 
         import azure.functions
@@ -70,7 +81,8 @@ def test_the_check_sees_every_kind_of_import(tmp_path):
 
         def load():
             return importlib.import_module("deskbridge.handlers")  # by name
-        """)
+        """,
+    )
     write(tmp_path, "deskbridge/desks/__init__.py", "")
     write(tmp_path, "deskbridge/desks/generic.py", "from ..cli import main\n")
     write(tmp_path, "deskbridge/cli.py", "from devtools import stack\nfrom deskbridge import runtime\n")

@@ -24,9 +24,12 @@ def fresh_names() -> dict[str, str]:
     """Tables and queues nobody has made."""
     tag = uuid.uuid4().hex[:8]
     return {
-        "BRIDGE_LEDGER_TABLE": f"fresh{tag}", "BRIDGE_DELIVERIES_TABLE": f"freshdeliveries{tag}",
-        "BRIDGE_RETRY_QUEUE": f"fresh-retries-{tag}", "BRIDGE_RETRY_POISON_QUEUE": f"fresh-retries-{tag}-poison",
-        "BRIDGE_DESK_QUEUE": f"fresh-desk-{tag}", "BRIDGE_DESK_POISON_QUEUE": f"fresh-desk-{tag}-poison",
+        "BRIDGE_LEDGER_TABLE": f"fresh{tag}",
+        "BRIDGE_DELIVERIES_TABLE": f"freshdeliveries{tag}",
+        "BRIDGE_RETRY_QUEUE": f"fresh-retries-{tag}",
+        "BRIDGE_RETRY_POISON_QUEUE": f"fresh-retries-{tag}-poison",
+        "BRIDGE_DESK_QUEUE": f"fresh-desk-{tag}",
+        "BRIDGE_DESK_POISON_QUEUE": f"fresh-desk-{tag}-poison",
     }
 
 
