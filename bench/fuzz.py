@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     import strategies as hostile
     from hypothesis import HealthCheck, given, seed, settings
 
+    from bench.harness import make_storage
     from deskbridge import runtime
     from devtools.stack import LocalStack
 
@@ -124,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         "BRIDGE_DESK_POISON_QUEUE": f"fuzz-desk-{os.getpid()}-poison",
         "POINT_RETRY_BUDGET_SECONDS": "2",
     }
+    make_storage(settings_)  # what the infra templates do in Azure
     runtime.reset(settings_)
     stack.jira.add_user(*hostile.HIDDEN_OWNER)
 

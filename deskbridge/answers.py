@@ -12,9 +12,9 @@ from typing import Any
 from deskbridge import telemetry
 from deskbridge.auth import SignatureError
 from deskbridge.desks import TicketRef
+from deskbridge.errors import SecretUnavailable, StorageError
 from deskbridge.ledger import LedgerRecord
 from deskbridge.model import FieldError, InvalidRequest, Status
-from deskbridge.secrets import SecretUnavailable
 from deskbridge.settings import ConfigurationError
 
 log = telemetry.logger("deskbridge")
@@ -93,12 +93,10 @@ def refusal(exc: Exception, signature_field: str = "signature") -> Answer:
 
 def storage_refusal(exc: Exception) -> Answer | None:
     """A 503 naming storage when Azure Storage failed (the caller retries), else None."""
-    from azure.core.exceptions import AzureError
-
-    if not isinstance(exc, AzureError):
+    if not isinstance(exc, StorageError):
         return None
-    log.error("storage unavailable: %s", type(exc).__name__, extra={"bridge_event": "storage"})
+    sdk = type(exc.__cause__).__name__ if exc.__cause__ is not None else "StorageError"
+    log.error("storage unavailable: %s (%s)", sdk, exc, extra={"bridge_event": "storage"})
     return answer(
-        Status.FAILED, 503, errors=[FieldError("storage", f"Azure Storage is unavailable ({type(exc).__name__}); "
-                                                          "send it again later")]
+        Status.FAILED, 503, errors=[FieldError("storage", f"Azure Storage is unavailable ({sdk}); send it again later")]
     )

@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from deskbridge.errors import TokenError
 from deskbridge.executor import Change, step
 from deskbridge.ledger import LedgerRecord, iso, parse_iso
 from deskbridge.lifecycle import Effect, Event
@@ -23,12 +24,15 @@ from deskbridge.retries import next_delay
 from deskbridge.runtime import Runtime
 from deskbridge.settings import ConfigurationError, Settings, check_all
 
+if TYPE_CHECKING:
+    from deskbridge.point import PointClient, ProvisionResult
+
 
 @dataclass(frozen=True)
 class Ready:
-    point: Any  # PointClient
+    point: PointClient
     deadline: float  # the attempt's budget ends here (PointClient's clock)
-    token_error: Exception | None = None  # TokenError: no token, nothing may be sent
+    token_error: TokenError | None = None  # no token: nothing may be sent
 
 
 def policy_from(runtime: Runtime) -> Policy:
@@ -77,8 +81,6 @@ def setting_problems(runtime: Runtime) -> list[ConfigurationError]:
 
 def prepare(runtime: Runtime) -> Ready:
     """Everything an attempt needs, before anything is written. ConfigurationError names a bad setting."""
-    from deskbridge.point import TokenError
-
     # The settings the outcome needs: read now, so a bad one fails before the record, not after the call.
     for read in _outcome_settings(runtime.settings):
         read()
@@ -112,17 +114,16 @@ def _again(runtime: Runtime, record: LedgerRecord, event: Event, message: str, r
     return Change(event, error=message, delay=delay, attempted=True, **details)
 
 
-def not_ready(runtime: Runtime, record: LedgerRecord, exc: Exception) -> Change:
+def not_ready(runtime: Runtime, record: LedgerRecord, exc: TokenError) -> Change:
     """No token: Key Vault or Entra ID unreachable (retry), or a setting or consent problem (an admin acts)."""
-    transient = getattr(exc, "transient", True)
-    return _again(runtime, record, Event.NOT_READY if transient else Event.MISCONFIGURED, str(exc))
+    return _again(runtime, record, Event.NOT_READY if exc.transient else Event.MISCONFIGURED, str(exc))
 
 
 def misconfigured(runtime: Runtime, record: LedgerRecord, exc: Exception) -> Change:
     return _again(runtime, record, Event.MISCONFIGURED, str(exc))
 
 
-def outcome(runtime: Runtime, record: LedgerRecord, result: Any) -> Change:
+def outcome(runtime: Runtime, record: LedgerRecord, result: ProvisionResult) -> Change:
     """What Syskit Point's answer (a ProvisionResult) means for the request."""
     from deskbridge.point import CallOutcome
 

@@ -5,8 +5,12 @@
   ``webhook-timestamp``, ``webhook-signature``), five minutes' tolerance.
 - Syskit Point events: ``Signature`` = base64 HMAC-SHA256(body), ``Algorithm``.
 
-Each check takes every active secret (two during a rotation) and accepts a
-signature made with any of them. Nothing here parses the body.
+One small verifier per scheme (:class:`HubSignature`, :class:`StandardWebhook`,
+:class:`PointSignature`), built with every active secret (two during a
+rotation): ``verify(body, headers)`` accepts a signature made with any of them,
+returns the delivery id the scheme carries (None when it has none) and raises
+:class:`SignatureError` for everything else. ``header`` names the header whose
+presence says the caller signed at all. Nothing here parses the body.
 """
 
 from __future__ import annotations
@@ -17,10 +21,24 @@ import hmac
 import re
 import time
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:  # the verifiers' common shape, for type checkers (nothing to build at run time)
+    from typing import Protocol
+
+    class Verifier(Protocol):
+        header: ClassVar[str]
+
+        def verify(self, body: bytes, headers: Mapping[str, str]) -> str | None: ...
 
 
 class SignatureError(Exception):
     """The caller's signature is missing, malformed, stale or wrong."""
+
+
+def has_header(headers: Mapping[str, str], name: str) -> bool:
+    lowered = name.lower()
+    return any(key.lower() == lowered for key in headers)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:
@@ -31,19 +49,28 @@ def _header(headers: Mapping[str, str], name: str) -> str:
     return ""
 
 
-def verify_hub_signature(body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> None:
-    signature = _header(headers, "X-Hub-Signature").strip()
-    if not signature:
-        raise SignatureError("X-Hub-Signature header is missing")
-    scheme, _, digest = signature.partition("=")
-    if scheme.lower() != "sha256" or not digest:
-        raise SignatureError("X-Hub-Signature must be sha256=<hex>")
-    matched = False
-    for secret in secrets:
-        expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-        matched |= hmac.compare_digest(expected, digest.lower().encode("ascii", "replace").decode())
-    if not matched:
-        raise SignatureError("X-Hub-Signature does not match")
+class HubSignature:
+    """Jira admin webhooks: ``X-Hub-Signature: sha256=<hex HMAC-SHA256(body)>``. No delivery id."""
+
+    __slots__ = ("secrets",)
+    header: ClassVar[str] = "X-Hub-Signature"
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        self.secrets = secrets
+
+    def verify(self, body: bytes, headers: Mapping[str, str]) -> None:
+        signature = _header(headers, self.header).strip()
+        if not signature:
+            raise SignatureError("X-Hub-Signature header is missing")
+        scheme, _, digest = signature.partition("=")
+        if scheme.lower() != "sha256" or not digest:
+            raise SignatureError("X-Hub-Signature must be sha256=<hex>")
+        matched = False
+        for secret in self.secrets:
+            expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+            matched |= hmac.compare_digest(expected, digest.lower().encode("ascii", "replace").decode())
+        if not matched:
+            raise SignatureError("X-Hub-Signature does not match")
 
 
 STANDARD_WEBHOOK_TOLERANCE_SECONDS = 300
@@ -77,9 +104,24 @@ def _check_timestamp(value: str, now: float) -> None:
         raise SignatureError("webhook-timestamp is more than 5 minutes in the future")
 
 
-def verify_standard_webhook(
-    body: bytes, headers: Mapping[str, str], secrets: Sequence[str], *, now: float | None = None
-) -> str:
+class StandardWebhook:
+    """ServiceNow and /api/provision: Standard Webhooks; the delivery id is the ``webhook-id``.
+
+    ``now`` (Unix seconds) replaces the clock for the timestamp check (tests).
+    """
+
+    __slots__ = ("secrets", "now")
+    header: ClassVar[str] = "webhook-signature"
+
+    def __init__(self, secrets: Sequence[str], now: float | None = None) -> None:
+        self.secrets = secrets
+        self.now = now
+
+    def verify(self, body: bytes, headers: Mapping[str, str]) -> str:
+        return _verify_standard_webhook(body, headers, self.secrets, self.now)
+
+
+def _verify_standard_webhook(body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float | None) -> str:
     """Check a Standard Webhooks signature; return the ``webhook-id`` for replay checks.
 
     The headers are checked here first, so the caller learns which one is wrong;
@@ -134,21 +176,31 @@ def sign_standard_webhook(body: bytes, secret: str, webhook_id: str, timestamp: 
 EVENT_SIGNATURE_ALGORITHMS = frozenset({"hmacsha256", "hmac-sha256", "sha256", "hs256"})
 
 
-def verify_point_signature(body: bytes, headers: Mapping[str, str], keys: Sequence[str]) -> None:
-    signature = _header(headers, "Signature").strip()
-    algorithm = _header(headers, "Algorithm").strip()
-    if not signature:
-        raise SignatureError("Signature header is missing")
-    if not algorithm:
-        raise SignatureError("Algorithm header is missing")
-    if algorithm.lower() not in EVENT_SIGNATURE_ALGORITHMS:
-        raise SignatureError(f"Algorithm {algorithm[:40]!r} is not supported (HMACSHA256 is)")
-    matched = False
-    for key in keys:
-        expected = base64.b64encode(hmac.new(key.encode("utf-8"), body, hashlib.sha256).digest())
-        matched |= hmac.compare_digest(expected, signature.encode("ascii", "replace"))
-    if not matched:
-        raise SignatureError("Signature does not match")
+class PointSignature:
+    """Syskit Point events: ``Signature`` = base64 HMAC-SHA256(body), with ``Algorithm``. No delivery id
+    (an event's idempotencyKey is in its body)."""
+
+    __slots__ = ("keys",)
+    header: ClassVar[str] = "Signature"
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        self.keys = keys
+
+    def verify(self, body: bytes, headers: Mapping[str, str]) -> None:
+        signature = _header(headers, self.header).strip()
+        algorithm = _header(headers, "Algorithm").strip()
+        if not signature:
+            raise SignatureError("Signature header is missing")
+        if not algorithm:
+            raise SignatureError("Algorithm header is missing")
+        if algorithm.lower() not in EVENT_SIGNATURE_ALGORITHMS:
+            raise SignatureError(f"Algorithm {algorithm[:40]!r} is not supported (HMACSHA256 is)")
+        matched = False
+        for key in self.keys:
+            expected = base64.b64encode(hmac.new(key.encode("utf-8"), body, hashlib.sha256).digest())
+            matched |= hmac.compare_digest(expected, signature.encode("ascii", "replace"))
+        if not matched:
+            raise SignatureError("Signature does not match")
 
 
 def sign_point_event(body: bytes, key: str) -> str:

@@ -11,6 +11,11 @@ as ``error:`` lines with what to do (``->``) on stderr, or with ``--json`` as
 one JSON object on stdout: ``{"ok": false, "error": ..., "problems": [...]}``.
 A command names the settings it needs (``needs=``): all of them that are
 missing or malformed are named before it runs.
+
+Commands whose code is not part of a deployment (the demo lives in devtools/,
+which .funcignore leaves out) are offered only where their module is found:
+:data:`WHEN_PRESENT` names each by its module, which is imported, by name,
+only when the command is chosen. Nothing here imports devtools.
 """
 
 from __future__ import annotations
@@ -22,7 +27,10 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from deskbridge.runtime import Runtime
 
 Setup = Callable[[argparse.ArgumentParser], None]
 
@@ -95,8 +103,7 @@ _SERVICES = {"storage": ("storage", "AzureWebJobsStorage"), "point": ("Syskit Po
 def problems_from(exc: BaseException, needs: Sequence[str] = ()) -> Failure:
     """Whatever a command raised, as problems with what to do. Never a traceback, never a secret."""
     from deskbridge.causes import diagnose, in_full
-    from deskbridge.point import PointError, TokenError
-    from deskbridge.secrets import SecretUnavailable
+    from deskbridge.errors import PointError, SecretUnavailable, TokenError
     from deskbridge.settings import ConfigurationError
 
     doctor = "python -m deskbridge doctor checks the settings and each service in turn, and says what to fix"
@@ -182,7 +189,7 @@ def load_local_settings(path: Path = Path("local.settings.json")) -> None:
     note_local_settings(LocalSettings(str(path), bundle if isinstance(bundle, str) else "", "LocalStack" in content))
 
 
-def runtime() -> Any:
+def runtime() -> Runtime:
     from deskbridge import runtime as runtimes
 
     return runtimes.current()
@@ -319,7 +326,7 @@ def _webhooks_setup(parser: argparse.ArgumentParser) -> None:
 
 
 def _webhooks(args: argparse.Namespace) -> int:
-    from deskbridge.point import PointError
+    from deskbridge.errors import PointError
 
     point = runtime().point
     try:
@@ -337,13 +344,13 @@ def _webhooks(args: argparse.Namespace) -> int:
             point.call("DELETE", "/v1.0/webhooks/endpoints", json={"endpoint": args.url})
             emit(args, {"deleted": _hide_code(args.url)} if args.json else f"Deleted {_hide_code(args.url)}.")
     except PointError as exc:
-        if exc.status == 403:
+        if exc.http_status == 403:
             raise Failure(Problem("Syskit Point refused (403): webhook registration needs the Point.Admin "
                                   "application permission on the integration app, with admin consent",
                                   "in Entra ID, app POINT_CLIENT_ID > API permissions: add Point.Admin of the "
                                   "Syskit Point API and grant admin consent; or register the webhook in Syskit "
                                   "Point yourself")) from None
-        if exc.status == 404 and args.action == "delete":
+        if exc.http_status == 404 and args.action == "delete":
             raise Failure(Problem(f"no webhook is registered for {_hide_code(args.url)}",
                                   "python -m deskbridge webhooks list shows the registered ones")) from None
         raise
@@ -359,6 +366,73 @@ def _hide_code(url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query, safe="*")))
 
 
+# -- doctor ------------------------------------------------------------------------
+
+_MARK = {"ok": "ok", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
+
+
+@command("doctor", "check settings, Key Vault, the Syskit Point token, templates, webhooks and storage; "
+                   "say what to fix")
+def _doctor_setup(parser: argparse.ArgumentParser) -> None:
+    parser.set_defaults(func=_doctor)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    import logging
+
+    from deskbridge import doctor
+
+    # doctor reports each failure itself; the SDK's own warning about it is noise here.
+    logging.getLogger("azure.identity").setLevel(logging.ERROR)
+    outcomes = doctor.run_checks(runtime())
+    failed = [o for o in outcomes if o.state == doctor.FAIL]
+    if args.json:
+        emit(args, {"ok": not failed, "checks": [o.as_dict() for o in outcomes]})
+        return 1 if failed else 0
+    width = max(len(o.name) for o in outcomes)
+    for outcome in outcomes:
+        print(f"{_MARK[outcome.state]:<5} {outcome.name:<{width}}  {outcome.message}")
+        if outcome.hint and outcome.state in (doctor.FAIL, doctor.WARN):
+            print(f"{'':<5} {'':<{width}}  -> {outcome.hint}")
+    if failed:
+        print(f"\n{len(failed)} check(s) failed; fix the first one first: {failed[0].name}.")
+        return 1
+    warned = any(o.state == doctor.WARN for o in outcomes)
+    print("\nNo check failed (see WARN)." if warned else "\nAll checks passed.")
+    return 0
+
+
+# -- commands outside the deployment ---------------------------------------------------
+
+# name -> (its module, which registers the command with @command when imported; the help shown before that).
+WHEN_PRESENT: dict[str, tuple[str, str]] = {
+    "demo": ("devtools.demo", "run a Jira and a ServiceNow approval end to end on this machine (no Azure, no Core "
+                              "Tools; a checkout: devtools/ is not deployed)"),
+}
+
+
+def _present(module: str) -> bool:
+    """Whether ``module`` (package.name) can be imported here, found without importing anything."""
+    import importlib.util
+
+    package, _, name = module.partition(".")
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return False
+    locations = spec.submodule_search_locations if spec else None
+    return bool(locations) and any((Path(where) / f"{name}.py").is_file() for where in locations)
+
+
+def _load_when_present(name: str) -> None:
+    """Import the module of a command outside the deployment (by name): it registers the command."""
+    import importlib
+
+    module, _help = WHEN_PRESENT[name]
+    if name not in _COMMANDS and _present(module):
+        importlib.import_module(module)
+
+
 # -- entry point -------------------------------------------------------------------
 
 def parser() -> argparse.ArgumentParser:
@@ -368,6 +442,9 @@ def parser() -> argparse.ArgumentParser:
         sub = subcommands.add_parser(entry.name, help=entry.help, description=entry.help)
         entry.setup(sub)
         _add_json(sub)
+    for name, (module, help_text) in WHEN_PRESENT.items():
+        if name not in _COMMANDS and _present(module):  # listed; its module loads when it is chosen
+            subcommands.add_parser(name, help=help_text, description=help_text)
     return top
 
 
@@ -381,21 +458,11 @@ def _add_json(parser: argparse.ArgumentParser) -> None:
             _add_json(child)
 
 
-def _load_plugins() -> None:
-    """Commands that live in their own modules (doctor, demo) register on import."""
-    import importlib
-
-    for module in ("deskbridge.doctor", "deskbridge.demo"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    _load_plugins()
     argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((arg for arg in argv if not arg.startswith("-")), "")
+    if chosen in WHEN_PRESENT:
+        _load_when_present(chosen)
     try:
         args = parser().parse_args(argv)
     except _UsageError as exc:

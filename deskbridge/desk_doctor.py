@@ -1,4 +1,4 @@
-"""doctor's checks of the desks the bridge is configured for (registered with :func:`deskbridge.doctor.check`).
+"""doctor's checks of the desks the bridge is configured for (registered with :func:`deskbridge.checks.check`).
 
 Jira: the API token works (``/rest/api/3/myself``); the account holds the permissions the settings need
 in JIRA_PROJECT_KEY (``/rest/api/3/mypermissions``); the transitions JIRA_TRANSITION_COMPLETED and
@@ -12,18 +12,30 @@ Each check only reads.
 
 from __future__ import annotations
 
-from typing import Any
-
-from deskbridge.doctor import Context, Result, check
+from deskbridge.checks import Context, Result, check
+from deskbridge.desks.jira_client import PERMISSION_NAMES, JiraClient
+from deskbridge.desks.servicenow_client import ServiceNowClient
+from deskbridge.errors import JiraError, SecretUnavailable, ServiceNowError
+from deskbridge.settings import Settings
 
 _JIRA_SETTINGS = "JIRA_URL, JIRA_EMAIL and JIRA_API_TOKEN_SECRET_NAME"
 
 
-def _jira(ctx: Context) -> Any:
-    return ctx.runtime.jira
+def _jira(ctx: Context) -> JiraClient:
+    client = ctx.runtime.jira
+    if client is None:  # the checks run only when the settings configure Jira
+        raise RuntimeError("Jira is not configured")
+    return client
 
 
-def _needed_permissions(s: Any) -> dict[str, str]:
+def _servicenow(ctx: Context) -> ServiceNowClient:
+    client = ctx.runtime.servicenow
+    if client is None:  # the check runs only when the settings configure ServiceNow
+        raise RuntimeError("ServiceNow is not configured")
+    return client
+
+
+def _needed_permissions(s: Settings) -> dict[str, str]:
     """Permission key -> the feature (and setting) that needs it."""
     needed = {
         "BROWSE_PROJECTS": "every write-back",
@@ -37,23 +49,18 @@ def _needed_permissions(s: Any) -> dict[str, str]:
     return needed
 
 
-def _configured_transitions(s: Any) -> dict[str, str]:
+def _configured_transitions(s: Settings) -> dict[str, str]:
     return {setting: s.raw(setting) for setting in ("JIRA_TRANSITION_COMPLETED", "JIRA_TRANSITION_FAILED")
             if s.raw(setting)}
 
 
-def _by_hand(s: Any) -> str:
-    from deskbridge.desks.jira import PERMISSION_NAMES
-
+def _by_hand(s: Settings) -> str:
     return ", ".join(f"{PERMISSION_NAMES[key]} for {why}" for key, why in _needed_permissions(s).items())
 
 
 @check("jira", requires=("settings", "other secrets"))
 def check_jira(ctx: Context) -> Result:
     """The API token works: who Jira says the bridge is."""
-    from deskbridge.desks.jira import JiraError
-    from deskbridge.secrets import SecretUnavailable
-
     s = ctx.settings
     if not s.jira_configured:
         return Result.skip(f"{_JIRA_SETTINGS} are not all set: no e-mail lookup and no write-back to Jira")
@@ -63,16 +70,16 @@ def check_jira(ctx: Context) -> Result:
     except SecretUnavailable as exc:
         return Result.fail(str(exc), "the secret named by JIRA_API_TOKEN_SECRET_NAME must hold the API token")
     except JiraError as exc:
-        if exc.status == 401:
+        if exc.http_status == 401:
             return Result.fail(
                 f"Jira refused the API token (401) for {email}",
                 "create an API token as that account (id.atlassian.com > Security > API tokens), put it in the "
                 "Key Vault secret named by JIRA_API_TOKEN_SECRET_NAME, and check JIRA_EMAIL is the same account",
             )
-        if exc.status == 403:
+        if exc.http_status == 403:
             return Result.fail(f"Jira refused {email} (403): {exc.detail or 'no access to this site'}",
                                "give the account a Jira product licence on this site (admin.atlassian.com)")
-        if exc.status in (None, 404):
+        if exc.http_status in (None, 404):
             return Result.fail(str(exc), f"check JIRA_URL ({url}): the site's base URL, e.g. "
                                          "https://contoso.atlassian.net, reachable from this machine")
         return Result.fail(f"{exc}{': ' + exc.detail if exc.detail else ''}", "try again; see status.atlassian.com")
@@ -83,8 +90,6 @@ def check_jira(ctx: Context) -> Result:
 
 @check("jira permissions", requires=("jira",))
 def check_jira_permissions(ctx: Context) -> Result:
-    from deskbridge.desks.jira import PERMISSION_NAMES, JiraError
-
     s = ctx.settings
     if not s.jira_configured:
         return Result.skip("no Jira account is configured")
@@ -97,10 +102,10 @@ def check_jira_permissions(ctx: Context) -> Result:
     try:
         held = _jira(ctx).my_permissions(project, list(needed))
     except JiraError as exc:
-        if exc.status == 404:
+        if exc.http_status == 404:
             return Result.fail(f"Jira has no project {project} that {email} can see (404)",
                                "correct JIRA_PROJECT_KEY, or give the account Browse projects in it")
-        if exc.status == 400 and "SERVICEDESK_AGENT" in needed:
+        if exc.http_status == 400 and "SERVICEDESK_AGENT" in needed:
             return Result.fail(f"Jira does not know the permission SERVICEDESK_AGENT (400: {exc.detail or 'invalid'})",
                                "this is not a Jira Service Management site: set JIRA_INTERNAL_NOTE=false for plain "
                                "comments")
@@ -122,8 +127,6 @@ def check_jira_permissions(ctx: Context) -> Result:
 
 @check("jira transitions", requires=("jira",))
 def check_jira_transitions(ctx: Context) -> Result:
-    from deskbridge.desks.jira import JiraError
-
     s = ctx.settings
     wanted = _configured_transitions(s)
     if not s.jira_configured or not wanted:
@@ -137,7 +140,7 @@ def check_jira_transitions(ctx: Context) -> Result:
     try:
         workflows = _jira(ctx).workflow_transitions(project)
     except JiraError as exc:
-        if exc.status == 403:
+        if exc.http_status == 403:
             return Result.warn(f"cannot read workflows (403: {exc.detail or 'forbidden'}): {by_hand}",
                                "only Jira administrators can list workflows; the bridge's account should not be "
                                "one: run doctor once with an administrator's token, or check in the workflow editor")
@@ -160,9 +163,6 @@ def check_jira_transitions(ctx: Context) -> Result:
 @check("servicenow", requires=("settings", "other secrets"))
 def check_servicenow(ctx: Context) -> Result:
     """The credentials work and sc_req_item is readable; writing would change a ticket, so it is not tried."""
-    from deskbridge.desks.servicenow import ServiceNowError
-    from deskbridge.secrets import SecretUnavailable
-
     s = ctx.settings
     if not s.servicenow_configured:
         return Result.skip("SERVICENOW_URL and its credentials are not set: no write-back to ServiceNow")
@@ -175,19 +175,19 @@ def check_servicenow(ctx: Context) -> Result:
     roles = ("sn_request_write (or itil where the ITSM Roles plugin is not active); snc_platform_rest_api_access "
              "too if the Table API REST_Endpoint ACL is active; see docs/servicenow.md")
     try:
-        item = ctx.runtime.servicenow.first_item()
+        item = _servicenow(ctx).first_item()
     except SecretUnavailable as exc:
         return Result.fail(str(exc), f"the secret named by {secret_setting} must hold the credential")
     except ServiceNowError as exc:
         detail = f": {exc.detail}" if exc.detail else ""
-        if exc.status == 401:
+        if exc.http_status == 401:
             return Result.fail(f"ServiceNow refused the credentials of {user} (401{detail})",
                                f"put the user's current password (or token) in the Key Vault secret named by "
                                f"{secret_setting}; the user must be active and not locked out")
-        if exc.status == 403:
+        if exc.http_status == 403:
             return Result.fail(f"ServiceNow let {user} in but an ACL denied reading sc_req_item (403{detail})",
                                f"give {user} {roles}")
-        if exc.status is None or exc.status == 404:
+        if exc.http_status is None or exc.http_status == 404:
             return Result.fail(f"{exc}{detail}", f"check SERVICENOW_URL ({url}): https://<instance>.service-now.com")
         return Result.fail(f"{exc}{detail}", "try again; the instance may be hibernating or upgrading")
     if item is None:

@@ -1,159 +1,45 @@
-"""``python -m deskbridge doctor``: find a misconfiguration without reading code.
+"""doctor: find a misconfiguration without reading code (``python -m deskbridge doctor``).
 
-Each check is a named function returning a :class:`Result` (``ok``,
-``warn``, ``fail`` or ``skip``, a message, and a hint saying what to do).
-They run in order; a check whose prerequisite failed is skipped, so the
-first failure is the one to fix. The command exits 1 when any check fails.
+The checks, in order: settings, Key Vault, the other secrets, their expiry,
+the Syskit Point token, Syskit Point, templates, webhooks, storage (which
+creates the bridge's tables and queues where they are missing, and says so),
+then the desks (deskbridge.desk_doctor). Each returns a
+:class:`~deskbridge.checks.Result` with a hint; a check whose prerequisite
+failed is skipped, so the first failure is the one to fix. The machinery is
+deskbridge.checks; the command that prints them is deskbridge.cli.
 
-Adding a check elsewhere (another module)::
-
-    from deskbridge.doctor import Context, Result, check
-
-    @check("secret expiry", after="key vault", requires=("key vault",))
-    def secret_expiry(ctx: Context) -> Result:
-        ...
-        return Result.warn("point-client-secret expires in 12 days", "create a new secret and put it in Key Vault")
-
-Modules listed in :data:`EXTENSIONS` are imported before the checks run.
+:func:`secret_hint` and :func:`point_problem` say what to do about a Key
+Vault or Syskit Point failure; the commands say the same.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
-from deskbridge.causes import in_full
-from deskbridge.cli import command, emit
+from deskbridge import checks
+from deskbridge.causes import diagnose, in_full
+from deskbridge.checks import CHECKS, FAIL, OK, SKIP, WARN, Check, Context, Outcome, Result, check
+from deskbridge.errors import PointError, SecretUnavailable, StorageError, TokenError
+from deskbridge.runtime import Runtime
+from deskbridge.settings import SETTINGS_HINT
 
-OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
-
-# Modules that add checks with @check when imported (absent ones are left out).
-EXTENSIONS: list[str] = ["deskbridge.expiry", "deskbridge.desk_doctor"]
-
-
-@dataclass(frozen=True)
-class Result:
-    state: str  # ok, warn, fail or skip
-    message: str
-    hint: str = ""
-
-    @classmethod
-    def ok(cls, message: str) -> Result:
-        return cls(OK, message)
-
-    @classmethod
-    def warn(cls, message: str, hint: str = "") -> Result:
-        return cls(WARN, message, hint)
-
-    @classmethod
-    def fail(cls, message: str, hint: str = "") -> Result:
-        return cls(FAIL, message, hint)
-
-    @classmethod
-    def skip(cls, message: str) -> Result:
-        return cls(SKIP, message)
+__all__ = ["CHECKS", "FAIL", "OK", "SKIP", "WARN", "Check", "Context", "Outcome", "Result", "check", "run_checks"]
 
 
-@dataclass
-class Context:
-    """What the checks share: the runtime (settings and clients) and what earlier checks found."""
+def run_checks(runtime: Runtime, only: Sequence[Check] | None = None) -> list[Outcome]:
+    """Every check, the desks' too, in order; never raises."""
+    from deskbridge import desk_doctor  # noqa: F401 - registers the desk checks after these
 
-    runtime: Any
-    found: dict[str, Any] = field(default_factory=dict)  # e.g. "templates": the list Syskit Point returned
-
-    @property
-    def settings(self) -> Any:
-        return self.runtime.settings
-
-
-CheckFunction = Callable[[Context], Result]
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    run: CheckFunction
-    requires: tuple[str, ...] = ()
-
-
-CHECKS: list[Check] = []
-
-
-def check(
-    name: str, *, requires: Sequence[str] = (), after: str | None = None
-) -> Callable[[CheckFunction], CheckFunction]:
-    """Register a check. ``requires``: checks that must not have failed; ``after``: run right after that one."""
-
-    def register(function: CheckFunction) -> CheckFunction:
-        entry = Check(name, function, tuple(requires))
-        CHECKS[:] = [c for c in CHECKS if c.name != name]  # re-registering replaces
-        index = next((i + 1 for i, c in enumerate(CHECKS) if c.name == after), len(CHECKS)) if after else len(CHECKS)
-        CHECKS.insert(index, entry)
-        return function
-
-    return register
-
-
-@dataclass(frozen=True)
-class Outcome:
-    name: str
-    state: str
-    message: str
-    hint: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"check": self.name, "state": self.state, "message": self.message, "hint": self.hint}
-
-
-def run_checks(runtime: Any, checks: Sequence[Check] | None = None) -> list[Outcome]:
-    """Run every check in order; never raises."""
-    from deskbridge.settings import SETTINGS_HINT, ConfigurationError
-
-    _load_extensions()
-    context = Context(runtime)
-    outcomes: list[Outcome] = []
-    blocked: set[str] = set()
-    for entry in list(CHECKS if checks is None else checks):
-        waiting_on = [name for name in entry.requires if name in blocked]
-        if waiting_on:
-            blocked.add(entry.name)
-            outcomes.append(Outcome(entry.name, SKIP, f"not checked: {', '.join(waiting_on)} failed", ""))
-            continue
-        try:
-            result = entry.run(context)
-        except ConfigurationError as exc:
-            result = Result.fail(f"setting {exc.setting} {exc.problem}", SETTINGS_HINT)
-        except Exception as exc:  # a check must say what broke, not crash the others
-            result = Result.fail(f"{type(exc).__name__}: {_first_line(exc)}")
-        if result.state == FAIL:
-            blocked.add(entry.name)
-        outcomes.append(Outcome(entry.name, result.state, result.message, result.hint))
-    return outcomes
-
-
-def _load_extensions() -> None:
-    for module in EXTENSIONS:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:300] if lines else "no detail"
+    return checks.run(runtime, only)
 
 
 # == the checks =====================================================================
 
 @check("settings")
 def check_settings(ctx: Context) -> Result:
-    from deskbridge.settings import SETTINGS_HINT, check_all
+    from deskbridge.settings import check_all
 
     problems = check_all(ctx.settings)
     if problems:
@@ -161,10 +47,10 @@ def check_settings(ctx: Context) -> Result:
     return Result.ok("every setting is present and well formed")
 
 
-def secret_hint(exc: Any, setting: str, vault: str) -> str:
-    """What to do about a :class:`~deskbridge.secrets.SecretUnavailable` (doctor and the commands say the same)."""
+def secret_hint(exc: SecretUnavailable, setting: str, vault: str) -> str:
+    """What to do about a Key Vault failure (doctor and the commands say the same)."""
     reason = exc.reason
-    if getattr(exc, "unreachable", None) is not None:
+    if exc.unreachable is not None:
         return exc.unreachable.hint
     if "not found" in reason:
         return f"create the secret in {vault}, or correct {setting}"
@@ -182,8 +68,6 @@ def secret_hint(exc: Any, setting: str, vault: str) -> str:
 @check("key vault", requires=("settings",))
 def check_key_vault(ctx: Context) -> Result:
     """Read the Syskit Point client secret (fresh, not from a cache)."""
-    from deskbridge.secrets import SecretUnavailable
-
     s = ctx.settings
     if s.point_auth_mode != "secret":
         return Result.skip(f"POINT_AUTH_MODE is {s.point_auth_mode}: no client secret is read")
@@ -212,8 +96,6 @@ OTHER_SECRET_SETTINGS = (
 
 @check("other secrets", requires=("settings",))
 def check_other_secrets(ctx: Context) -> Result:
-    from deskbridge.secrets import SecretUnavailable
-
     s = ctx.settings
     named = [(setting, name) for setting in OTHER_SECRET_SETTINGS
              for name in (part.strip() for part in s.raw(setting).split(",")) if name]
@@ -240,9 +122,11 @@ def check_other_secrets(ctx: Context) -> Result:
 
 @check("secret expiry", requires=("settings",))
 def check_secret_expiry(ctx: Context) -> Result:
-    from deskbridge.expiry import doctor_check  # in its own module: the expiry warning lives there too
+    """Every configured secret's expiry date, from the cache the checks above filled (deskbridge.expiry)."""
+    from deskbridge import expiry
 
-    return doctor_check(ctx)
+    found = expiry.report(ctx.settings, ctx.runtime.secrets.get, ctx.runtime.clock.now())
+    return Result(found.state, found.message, found.hint)
 
 
 # Entra ID error codes: what went wrong, and what to do.
@@ -272,7 +156,7 @@ def entra_code(exc: BaseException) -> str | None:
     Read from the exception chain when it carries Entra ID's text, else from
     the hint :mod:`deskbridge.point` put in the message for that code.
     """
-    from deskbridge import point
+    from deskbridge.point import ENTRA_HINTS
 
     seen: set[int] = set()
     texts = []
@@ -285,7 +169,7 @@ def entra_code(exc: BaseException) -> str | None:
     for code in re.findall(r"AADSTS\d+", text):
         if code in ENTRA_CODES:
             return code
-    for code, _kind, hint in getattr(point, "_ENTRA_HINTS", ()):
+    for code, _kind, hint in ENTRA_HINTS:
         if hint in text:
             return code
     return None
@@ -293,8 +177,6 @@ def entra_code(exc: BaseException) -> str | None:
 
 @check("token", requires=("settings", "key vault"))
 def check_token(ctx: Context) -> Result:
-    from deskbridge.point import TokenError
-
     s = ctx.settings
     try:
         ctx.runtime.point.tokens.token()
@@ -311,30 +193,28 @@ def check_token(ctx: Context) -> Result:
     return Result.ok(f"got a token for {s.point_scope} as app {s.point_client_id} ({s.point_auth_mode} mode)")
 
 
-def point_problem(exc: Any, point_url: str) -> tuple[str, str]:
+def point_problem(exc: PointError, point_url: str) -> tuple[str, str]:
     """(what, what to do) for a failed Syskit Point call: doctor and the commands say the same."""
-    if exc.status == 403:
+    if exc.http_status == 403:
         return ("Syskit Point refused the token (403): the Point.Provisioning permission is missing or not consented",
                 "in Entra ID, app POINT_CLIENT_ID > API permissions: add the application permission "
                 "Point.Provisioning of the Syskit Point API and grant admin consent")
-    if exc.status == 401:
+    if exc.http_status == 401:
         return ("Syskit Point did not accept the token (401)",
                 "POINT_API_APP_ID must be the Syskit Point API app of the tenant that runs POINT_URL")
-    if exc.status == 404:
+    if exc.http_status == 404:
         return str(exc), f"check POINT_URL ({point_url}): it is the Syskit Point base URL"
     if exc.unreachable is not None:
         return in_full(str(exc), exc.unreachable), exc.unreachable.hint
     if exc.token:
         return str(exc), "python -m deskbridge doctor says which step fails (Key Vault, the token) and what to do"
-    if exc.status is None:
+    if exc.http_status is None:
         return str(exc), f"check POINT_URL ({point_url}) and that this machine can reach it"
     return str(exc), "Syskit Point answered with an error: try again, then contact Syskit support"
 
 
 @check("syskit point", requires=("token",))
 def check_point(ctx: Context) -> Result:
-    from deskbridge.point import PointError
-
     s = ctx.settings
     try:
         templates = ctx.runtime.point.templates()
@@ -387,12 +267,10 @@ def check_templates(ctx: Context) -> Result:
 
 @check("webhooks", requires=("token",))
 def check_webhooks(ctx: Context) -> Result:
-    from deskbridge.point import PointError
-
     try:
         listed = ctx.runtime.point.call("GET", "/v1.0/webhooks/endpoints") or []
     except PointError as exc:
-        if exc.status == 403:
+        if exc.http_status == 403:
             return Result.warn("cannot list Syskit Point webhooks: the app lacks Point.Admin",
                                "fine if an admin registered the bridge's /api/point/events; else grant Point.Admin, "
                                "or register it in Syskit Point")
@@ -414,61 +292,26 @@ def check_webhooks(ctx: Context) -> Result:
 
 @check("storage")
 def check_storage(ctx: Context) -> Result:
-    from deskbridge.causes import diagnose
-    from deskbridge.settings import ConfigurationError
-
+    """Create the bridge's tables and queues where missing (the explicit step, Runtime.ensure_storage), then
+    read the ledger and the queues' lengths."""
     runtime = ctx.runtime
     try:
+        made = runtime.ensure_storage()
         next(iter(runtime.ledger.by_status(("queued",))), None)
         retry, retry_poison = runtime.retry_queue.depth()
         desk, desk_poison = runtime.desk_queue.depth()
-    except ConfigurationError:
-        raise
-    except Exception as exc:
+    except StorageError as exc:
         cause = diagnose(exc, service="storage", setting="AzureWebJobsStorage")
         if cause is not None:
             return Result.fail(cause.message, cause.hint)
-        return Result.fail(f"storage refused the bridge ({type(exc).__name__}: {_first_line(exc)[:160]})",
+        sdk = exc.__cause__ if exc.__cause__ is not None else exc
+        return Result.fail(f"storage refused the bridge ({type(sdk).__name__}: {checks.first_line(sdk)[:160]})",
                            "in Azure, the function's identity needs Storage Table Data Contributor and Storage Queue "
                            "Data Contributor on the storage account named by AzureWebJobsStorage")
+    created = f"; created {', '.join(made.created)}" if made.created else ""
     message = (f"ledger table {ctx.settings.ledger_table} reachable; queued retries {retry}, desk updates {desk}, "
-               f"poisoned {retry_poison + desk_poison}")
+               f"poisoned {retry_poison + desk_poison}{created}")
     if retry_poison or desk_poison:
         return Result.warn(message, "python -m deskbridge list shows failed requests; replay them once the cause "
                                     "is fixed (docs/operations.md)")
     return Result.ok(message)
-
-
-# == the command ====================================================================
-
-_MARK = {OK: "ok", WARN: "WARN", FAIL: "FAIL", SKIP: "skip"}
-
-
-@command("doctor", "check settings, Key Vault, the Syskit Point token, templates, webhooks and storage; "
-                   "say what to fix")
-def _doctor_setup(parser: argparse.ArgumentParser) -> None:
-    parser.set_defaults(func=_doctor)
-
-
-def _doctor(args: argparse.Namespace) -> int:
-    import logging
-
-    from deskbridge.cli import runtime
-
-    # doctor reports each failure itself; the SDK's own warning about it is noise here.
-    logging.getLogger("azure.identity").setLevel(logging.ERROR)
-    outcomes = run_checks(runtime())
-    failed = [o for o in outcomes if o.state == FAIL]
-    if args.json:
-        emit(args, {"ok": not failed, "checks": [o.as_dict() for o in outcomes]})
-        return 1 if failed else 0
-    width = max(len(o.name) for o in outcomes)
-    for outcome in outcomes:
-        print(f"{_MARK[outcome.state]:<5} {outcome.name:<{width}}  {outcome.message}")
-        if outcome.hint and outcome.state in (FAIL, WARN):
-            print(f"{'':<5} {'':<{width}}  -> {outcome.hint}")
-    if failed:
-        print(f"\n{len(failed)} check(s) failed; fix the first one first: {failed[0].name}.")
-        return 1
-    print("\nAll checks passed." if not any(o.state == WARN for o in outcomes) else "\nNo check failed (see WARN).")
-    return 0

@@ -18,7 +18,7 @@ from typing import Any
 
 from deskbridge import jsonbody, telemetry
 from deskbridge.answers import REFUSALS, Answer, answer, refusal
-from deskbridge.auth import verify_point_signature
+from deskbridge.auth import PointSignature
 from deskbridge.desks import TicketRef
 from deskbridge.executor import Change, in_ledger
 from deskbridge.ledger import LedgerRecord
@@ -66,7 +66,7 @@ def _handle(runtime: Runtime, body: bytes, headers: Mapping[str, str]) -> Answer
     names = s.point_webhook_key_secret_names
     if not names:  # the feature is off without its key: never accept an unsigned event
         raise ConfigurationError("POINT_WEBHOOK_KEY_SECRET_NAME", "is not set: Syskit Point events cannot be verified")
-    verify_point_signature(body, headers, runtime.secrets.values(names))
+    PointSignature(runtime.secrets.values(names)).verify(body, headers)
     jsonbody.check_content_type(headers)
     event = jsonbody.parse(body)
     if not isinstance(event, dict):

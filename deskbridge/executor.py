@@ -57,8 +57,6 @@ class Moved:
 
 def apply(runtime: Runtime, record: LedgerRecord, change: Change) -> tuple[Effect, ...]:
     """Move ``record`` (in memory) to its new state with everything the effects will need."""
-    from deskbridge import writeback
-
     state, effects = transition(record.status or NEW, change.event)
     now = runtime.clock.now()
     record.status = state
@@ -85,6 +83,8 @@ def apply(runtime: Runtime, record: LedgerRecord, change: Change) -> tuple[Effec
     else:
         record.next_attempt_at = ""
     if Effect.NOTIFY_DESK in effects:
+        from deskbridge import writeback  # loaded when a ticket is first owed an outcome, not by every approval
+
         writeback.owe(runtime, record, str(state), now)
     return effects
 
@@ -158,8 +158,6 @@ def in_ledger(
 
 def perform(runtime: Runtime, record: LedgerRecord, effects: tuple[Effect, ...], change: Change) -> None:
     """The effects of a transition already written; each one can be redone from the record."""
-    from deskbridge import writeback
-
     for effect in effects:
         if effect in _RETRY:
             delay = change.delay if effect == Effect.RETRY_LATER else 0
@@ -176,6 +174,8 @@ def perform(runtime: Runtime, record: LedgerRecord, effects: tuple[Effect, ...],
                            "outcome": "not_queued"},
                 )
         elif effect == Effect.NOTIFY_DESK:
+            from deskbridge import writeback
+
             writeback.send(runtime, record, str(record.status))
         elif effect == Effect.POISON:
             log.error(

@@ -8,8 +8,11 @@ once a day per secret and process, a WARNING when the secret expires within
 log line names the secret and the date, never the value, and carries
 ``bridge_event=secret_expiry`` for the workbook and the alert.
 
-``doctor`` uses :func:`assess` and :func:`configured_secrets` to show every
-configured secret's expiry, including those that have none.
+``doctor`` shows every configured secret's expiry, including those that
+have none (:func:`report`).
+
+No I/O here: the runtime hands an :class:`ExpiryWatch` to the secret cache,
+and :func:`report` reads the secrets through the function it is given.
 """
 
 from __future__ import annotations
@@ -19,13 +22,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from deskbridge import telemetry
+from deskbridge.errors import RemoteError
+from deskbridge.settings import ConfigurationError, Settings
 
-if TYPE_CHECKING:
-    from deskbridge.secrets import Secret
-    from deskbridge.settings import Settings
+if TYPE_CHECKING:  # for type checkers only: nothing to build at run time
+    from typing import Protocol
+
+    class ExpiringSecret(Protocol):
+        """What the watch needs of a secret read from Key Vault (deskbridge.secrets.Secret): never its value."""
+
+        @property
+        def name(self) -> str: ...
+
+        @property
+        def expires_on(self) -> datetime | None: ...
 
 log = telemetry.logger("deskbridge.expiry")
 
@@ -97,23 +110,21 @@ class ExpiryWatch:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ExpiryWatch:
+    def from_settings(cls, settings: Settings, now: Callable[[], datetime] = utcnow) -> ExpiryWatch:
         def warning_days() -> int:
-            from deskbridge.settings import ConfigurationError
-
             try:
                 return settings.secret_expiry_warning_days
             except ConfigurationError:  # doctor reports the setting; keep warning meanwhile
                 return DEFAULT_WARNING_DAYS
 
-        return cls(warning_days)
+        return cls(warning_days, now)
 
     @property
     def warning_days(self) -> int:
         days = self._warning_days
         return days() if callable(days) else days
 
-    def __call__(self, secret: Secret) -> None:
+    def __call__(self, secret: ExpiringSecret) -> None:
         if secret.expires_on is None:
             return  # doctor says so; nothing to warn about every day
         now = self.now()
@@ -153,8 +164,6 @@ class ExpiryWatch:
 
 def configured_secrets(settings: Settings) -> list[tuple[str, str]]:
     """(setting, secret name) for every secret the settings name; no client secret in federated mode."""
-    from deskbridge.settings import ConfigurationError
-
     try:
         federated = settings.point_auth_mode == "federated"
     except ConfigurationError:
@@ -184,26 +193,31 @@ def describe(expiry: Expiry) -> str:
     return f"{expiry.name} expires on {expiry.date}"
 
 
-def doctor_check(ctx: Any) -> Any:
-    """The doctor check "secret expiry": every configured secret's expiry date (from the cache doctor filled)."""
-    from deskbridge.doctor import Result
-    from deskbridge.secrets import SecretUnavailable
+class Report:
+    """What doctor says about the configured secrets' expiry: ``state`` is ok, warn, fail or skip."""
 
-    settings = ctx.settings
+    __slots__ = ("state", "message", "hint")
+
+    def __init__(self, state: str, message: str, hint: str = "") -> None:
+        self.state, self.message, self.hint = state, message, hint
+
+
+def report(settings: Settings, read: Callable[[str], ExpiringSecret], now: datetime | None = None) -> Report:
+    """Every configured secret's expiry date; ``read`` gets a secret (doctor's cache, filled by its checks)."""
     days = settings.secret_expiry_warning_days
     point_secret = "" if settings.point_auth_mode == "federated" else settings.point_client_secret_name
-    now = utcnow()
+    now = now or utcnow()
     found: list[Expiry] = []
     unread: list[str] = []
     for _setting, name in configured_secrets(settings):
         try:
-            secret = ctx.runtime.secrets.get(name)
-        except SecretUnavailable:
+            secret = read(name)
+        except RemoteError:
             unread.append(name)  # the secret checks say why
             continue
         found.append(assess(name, secret.expires_on, now, days))
     if unread and not found:
-        return Result.skip("no secret could be read from Key Vault; see the checks above")
+        return Report("skip", "no secret could be read from Key Vault; see the checks above")
     found.sort(key=lambda e: (_ORDER.index(e.state), e.days_left if e.days_left is not None else 0))
     parts = [describe(e) for e in found] + [f"{name} could not be read" for name in unread]
     if not point_secret:
@@ -227,7 +241,7 @@ def doctor_check(ctx: Any) -> Any:
         hints.append("or have no client secret at all: POINT_AUTH_MODE=federated (README, secretless mode)")
     hint = "; ".join(hints)
     if ExpiryState.EXPIRED in states:
-        return Result.fail(message, hint)
+        return Report("fail", message, hint)
     if states & {ExpiryState.EXPIRING, ExpiryState.NO_EXPIRY}:
-        return Result.warn(message, hint)
-    return Result.ok(message + (f" (all more than {days} days away)" if found else ""))
+        return Report("warn", message, hint)
+    return Report("ok", message + (f" (all more than {days} days away)" if found else ""))

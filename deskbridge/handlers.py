@@ -2,7 +2,8 @@
 
 The only module of the package that knows Azure Functions types. It imports
 nothing heavy at module level, so importing ``function_app`` stays cheap and
-can never fail on a setting.
+can never fail on a setting. Being where the worker starts, it is also where
+process-wide logging is set (:func:`deskbridge.telemetry.quiet_sdk_request_logs`).
 """
 
 from __future__ import annotations
@@ -10,13 +11,17 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
 from deskbridge import telemetry
 
+if TYPE_CHECKING:
+    from deskbridge.runtime import Runtime
+
 log = telemetry.logger("deskbridge")
+telemetry.quiet_sdk_request_logs()
 
 
 def _json(status: int, body: Any) -> func.HttpResponse:
@@ -28,7 +33,7 @@ def _json(status: int, body: Any) -> func.HttpResponse:
     )
 
 
-def _runtime() -> Any:
+def _runtime() -> Runtime:
     from deskbridge import runtime
 
     return runtime.current()
@@ -43,7 +48,7 @@ def _internal_error(where: str) -> func.HttpResponse:
 
 
 def _dequeue_count(msg: func.QueueMessage) -> int:
-    return int(getattr(msg, "dequeue_count", None) or 1)
+    return int(msg.dequeue_count or 1)
 
 
 def approval(route: str, req: func.HttpRequest) -> func.HttpResponse:
@@ -135,5 +140,5 @@ def reconcile(timer: func.TimerRequest) -> None:
 def secret_expiry_check(timer: func.TimerRequest) -> None:
     """Once a day: warn again about cached secrets that expire soon (a long-lived worker reads them once)."""
     current = _runtime()
-    if "secrets" in current.__dict__:  # nothing read yet: nothing to warn about, and no vault call
+    if current.built("secrets"):  # nothing read yet: nothing to warn about, and no vault call
         current.secrets.recheck()

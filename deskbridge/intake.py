@@ -25,8 +25,9 @@ from typing import Any
 
 from deskbridge import attempt, jsonbody, telemetry
 from deskbridge.answers import REFUSALS, Answer, answer, record_answer, refusal, storage_refusal
-from deskbridge.auth import verify_hub_signature, verify_standard_webhook
+from deskbridge.auth import HubSignature, StandardWebhook, has_header
 from deskbridge.desks import Approval, Ignored, TicketRef
+from deskbridge.errors import JiraError
 from deskbridge.executor import Change
 from deskbridge.ledger import LedgerRecord, StaleRecord, iso
 from deskbridge.lifecycle import NEW, Event
@@ -122,6 +123,13 @@ def status(runtime: Runtime, source: str, ticket: str) -> Answer:
 
 # -- the caller ------------------------------------------------------------------------
 
+# The signature scheme of each approval route (deskbridge.auth), built with the route's active secrets.
+SCHEMES: dict[str, type[HubSignature | StandardWebhook]] = {
+    "jira": HubSignature,
+    "servicenow": StandardWebhook,
+    "provision": StandardWebhook,
+}
+
 
 def _wants_preflight(validate: str | None) -> bool:
     """The ``validate`` query parameter: absent or false is an approval; anything unclear is refused, never
@@ -147,20 +155,13 @@ def _check_caller(
             [FieldError("body", f"is {len(body)} bytes; at most {s.max_body_bytes} are accepted")], http_status=413
         )
     jsonbody.check_content_type(headers)
+    scheme = SCHEMES[route]
     names = s.signing_secret_names(route)
-    required = s.signature_required(route)
-    if route == "jira":
-        present = any(k.lower() == "x-hub-signature" for k in headers)
-    else:
-        present = any(k.lower() == "webhook-signature" for k in headers)
-    if not names or not (required or present):
+    required = s.signature_required(route)  # a route that requires a signature but names no secret: 503
+    if not names or not (required or has_header(headers, scheme.header)):
         return None
-    secrets = runtime.secrets.values(names)
-    if route == "jira":
-        verify_hub_signature(body, headers, secrets)
-        return None
-    webhook_id = verify_standard_webhook(body, headers, secrets)
-    if not record:
+    webhook_id = scheme(runtime.secrets.values(names)).verify(body, headers)
+    if webhook_id is None or not record:  # no delivery id to check for a replay, or a preflight (nothing noted)
         return None
     fingerprint = hashlib.sha256(body).hexdigest()[:32]
     if runtime.deliveries.first_time(route, webhook_id, fingerprint):
@@ -406,8 +407,6 @@ def _approval(
 
 def _resolve_emails(runtime: Runtime, approval: Approval) -> list[InvalidRequest]:
     """Ask Jira for users whose e-mail the payload lacked; a 422 problem if an owner stays unknown."""
-    from deskbridge.desks.jira import JiraError
-
     jira = runtime.jira
     still_missing = []
     for user in approval.missing:

@@ -5,18 +5,27 @@ idempotent: the first insert wins, every later copy reads the outcome.
 Status changes use the record's ETag, so two workers never overwrite each
 other's view of a request. Record times keep microseconds, from the
 runtime's clock.
+
+A failure of the Table service is a :class:`~deskbridge.errors.StorageError`
+(a missing table says so: the tables are made by :meth:`Ledger.ensure`, from
+doctor, the local stack or the infra templates, never on the way).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deskbridge.clock import SYSTEM, Clock
+from deskbridge.errors import StorageError, transient_status
 from deskbridge.model import OPEN_STATUSES
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient
 
 _CHUNK = 30000  # characters per string property (the service allows 64 KiB, UTF-16)
 _MAX_CHUNKS = 30
@@ -192,23 +201,54 @@ class Stranded:
     workspace_type: str
 
 
-def ensure_table(table: Any) -> Any:
-    """Create the table if it is missing (once per process, when the client is built)."""
-    from azure.core.exceptions import ResourceExistsError
+@contextmanager
+def _storage(what: str, table: str) -> Iterator[None]:
+    """The Tables SDK's failures inside as StorageError (the SDK's error stays the cause)."""
+    from azure.core.exceptions import AzureError, HttpResponseError
 
     try:
-        table.create_table()
-    except ResourceExistsError:
-        pass
-    return table
+        yield
+    except AzureError as exc:
+        status = exc.status_code if isinstance(exc, HttpResponseError) else None
+        if _missing_table(exc):
+            raise StorageError(f"the table {table} does not exist: {StorageError.MAKE_IT}", transient=True,
+                               http_status=status, missing=table) from exc
+        raise StorageError(f"{what} failed ({type(exc).__name__}{f' {status}' if status else ''})",
+                           transient=transient_status(status), http_status=status) from exc
+
+
+def _missing_table(exc: Exception) -> bool:
+    """A 404 for the table itself, not for an entity in it (the service's x-ms-error-code says which: the SDK
+    does not set its error_code on every path)."""
+    from azure.core.exceptions import HttpResponseError
+
+    response = exc.response if isinstance(exc, HttpResponseError) else None
+    return response is not None and response.headers.get("x-ms-error-code") == "TableNotFound"
+
+
+def _ensure(table: TableClient) -> bool:
+    """Create the table if it is missing; True when it was created."""
+    from azure.core.exceptions import ResourceExistsError
+
+    with _storage(f"creating the table {table.table_name}", table.table_name):
+        try:
+            table.create_table()
+        except ResourceExistsError:
+            return False
+    return True
 
 
 class Ledger:
-    """Request records in one Azure Table (``TableClient``)."""
+    """Request records in one Azure Table."""
 
-    def __init__(self, table: Any, clock: Clock = SYSTEM) -> None:
+    def __init__(self, table: TableClient, clock: Clock = SYSTEM) -> None:
         self._table = table
         self._clock = clock
+        self.name = table.table_name
+
+    def ensure(self) -> bool:
+        """Create the table if it is missing (an explicit step: doctor, the local stack); True if created."""
+        return _ensure(self._table)
 
     def insert(self, record: LedgerRecord) -> bool:
         """Insert if absent. False when a record for this ticket already exists."""
@@ -217,21 +257,25 @@ class Ledger:
         now = iso(self._clock.now())
         record.created_at = record.created_at or now
         record.updated_at = now
-        try:
-            # The service would echo the whole entity back; only the ETag (a header) is needed.
-            metadata = self._table.create_entity(to_entity(record), response_preference="return-no-content")
-        except ResourceExistsError:
-            return False
+        with _storage("inserting into the ledger", self.name):
+            try:
+                # The service would echo the whole entity back; only the ETag (a header) is needed.
+                metadata = self._table.create_entity(to_entity(record), response_preference="return-no-content")
+            except ResourceExistsError:
+                return False
         record.etag = self._etag(metadata, record)
         return True
 
     def get(self, source: str, ticket: str) -> LedgerRecord | None:
         from azure.core.exceptions import ResourceNotFoundError
 
-        try:
-            return from_entity(self._table.get_entity(source, ticket))
-        except ResourceNotFoundError:
-            return None
+        with _storage("reading the ledger", self.name):
+            try:
+                return from_entity(self._table.get_entity(source, ticket))
+            except ResourceNotFoundError as exc:
+                if _missing_table(exc):
+                    raise
+                return None
 
     def save(self, record: LedgerRecord) -> LedgerRecord:
         """Write a record read earlier; StaleRecord if it changed meanwhile."""
@@ -242,15 +286,18 @@ class Ledger:
         if not record.etag:  # no known version: read it again rather than write blind
             raise StaleRecord(f"{record.source}/{record.ticket}: no ETag")
         record.updated_at = iso(self._clock.now())
-        try:
-            metadata = self._table.update_entity(
-                to_entity(record),
-                mode=UpdateMode.REPLACE,
-                etag=record.etag,
-                match_condition=MatchConditions.IfNotModified,
-            )
-        except (ResourceModifiedError, ResourceNotFoundError):
-            raise StaleRecord(f"{record.source}/{record.ticket}") from None
+        with _storage("writing to the ledger", self.name):
+            try:
+                metadata = self._table.update_entity(
+                    to_entity(record),
+                    mode=UpdateMode.REPLACE,
+                    etag=record.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except (ResourceModifiedError, ResourceNotFoundError) as exc:
+                if _missing_table(exc):
+                    raise
+                raise StaleRecord(f"{record.source}/{record.ticket}") from None
         record.etag = self._etag(metadata, record)
         return record
 
@@ -280,21 +327,23 @@ class Ledger:
         raise StaleRecord(f"{source}/{ticket}: changed by others {tries} times in a row")
 
     def by_status(self, statuses: tuple[str, ...] | None = None) -> Iterator[LedgerRecord]:
-        if statuses:
-            clauses = " or ".join(f"Status eq @s{i}" for i in range(len(statuses)))
-            params = {f"s{i}": status for i, status in enumerate(statuses)}
-            entities = self._table.query_entities(clauses, parameters=params)
-        else:
-            entities = self._table.list_entities()
-        for entity in entities:
-            yield from_entity(entity)
+        with _storage("querying the ledger", self.name):
+            if statuses:
+                clauses = " or ".join(f"Status eq @s{i}" for i in range(len(statuses)))
+                params = {f"s{i}": status for i, status in enumerate(statuses)}
+                entities = self._table.query_entities(clauses, parameters=params)
+            else:
+                entities = self._table.list_entities()
+            for entity in entities:
+                yield from_entity(entity)
 
     def by_name(self, name_key: str, workspace_type: str) -> list[LedgerRecord]:
         """Every request for this workspace, open or settled, oldest first."""
-        entities = self._table.query_entities(
-            "NameKey eq @name and WorkspaceType eq @type", parameters={"name": name_key, "type": workspace_type}
-        )
-        records = [from_entity(e) for e in entities]
+        with _storage("querying the ledger", self.name):
+            entities = self._table.query_entities(
+                "NameKey eq @name and WorkspaceType eq @type", parameters={"name": name_key, "type": workspace_type}
+            )
+            records = [from_entity(e) for e in entities]
         return sorted(records, key=lambda r: parse_iso(r.created_at) or _EARLIEST)
 
     def open_by_name(self, name_key: str, workspace_type: str) -> list[LedgerRecord]:
@@ -320,18 +369,19 @@ class Ledger:
             params["uncertain"] = iso(uncertain_before)
         columns = ["PartitionKey", "RowKey", "Status", "UpdatedAt", "NextAttemptAt", "DeskOwed", "NameKey",
                    "WorkspaceType"]
-        for entity in self._table.query_entities(" or ".join(clauses), parameters=params, select=columns):
-            owed = entity.get("DeskOwed")
-            yield Stranded(
-                source=entity["PartitionKey"],
-                ticket=entity["RowKey"],
-                status=entity.get("Status", ""),
-                updated_at=entity.get("UpdatedAt", ""),
-                next_attempt_at=entity.get("NextAttemptAt", ""),
-                desk_owed=json.loads(owed) if isinstance(owed, str) and owed else {},
-                name_key=entity.get("NameKey", ""),
-                workspace_type=entity.get("WorkspaceType", ""),
-            )
+        with _storage("querying the ledger", self.name):
+            for entity in self._table.query_entities(" or ".join(clauses), parameters=params, select=columns):
+                owed = entity.get("DeskOwed")
+                yield Stranded(
+                    source=entity["PartitionKey"],
+                    ticket=entity["RowKey"],
+                    status=entity.get("Status", ""),
+                    updated_at=entity.get("UpdatedAt", ""),
+                    next_attempt_at=entity.get("NextAttemptAt", ""),
+                    desk_owed=json.loads(owed) if isinstance(owed, str) and owed else {},
+                    name_key=entity.get("NameKey", ""),
+                    workspace_type=entity.get("WorkspaceType", ""),
+                )
 
 
 def _row_key(delivery_id: str) -> str:
@@ -345,9 +395,14 @@ class Deliveries:
     body), so a retry of the same delivery can be told from a replayed id on another body.
     """
 
-    def __init__(self, table: Any, clock: Clock = SYSTEM) -> None:
+    def __init__(self, table: TableClient, clock: Clock = SYSTEM) -> None:
         self._table = table
         self._clock = clock
+        self.name = table.table_name
+
+    def ensure(self) -> bool:
+        """Create the table if it is missing; True if created."""
+        return _ensure(self._table)
 
     def first_time(self, kind: str, delivery_id: str, fingerprint: str = "") -> bool:
         """Record the id; False when it was seen before."""
@@ -356,40 +411,46 @@ class Deliveries:
         entity = {"PartitionKey": kind, "RowKey": _row_key(delivery_id), "SeenAt": iso(self._clock.now())}
         if fingerprint:
             entity["Fingerprint"] = fingerprint
-        try:
-            self._table.create_entity(entity)
-        except ResourceExistsError:
-            return False
+        with _storage("recording a delivery id", self.name):
+            try:
+                self._table.create_entity(entity)
+            except ResourceExistsError:
+                return False
         return True
 
     def fingerprint(self, kind: str, delivery_id: str) -> str | None:
         """The fingerprint recorded with the id ("" if none), or None when the id is not recorded."""
         from azure.core.exceptions import ResourceNotFoundError
 
-        try:
-            entity = self._table.get_entity(kind, _row_key(delivery_id))
-        except ResourceNotFoundError:
-            return None
+        with _storage("reading a delivery id", self.name):
+            try:
+                entity = self._table.get_entity(kind, _row_key(delivery_id))
+            except ResourceNotFoundError as exc:
+                if _missing_table(exc):
+                    raise
+                return None
         return str(entity.get("Fingerprint", ""))
 
     def forget(self, kind: str, delivery_id: str) -> None:
         """Undo first_time when handling failed, so the sender's retry is processed."""
-        self._table.delete_entity(kind, _row_key(delivery_id))
+        with _storage("forgetting a delivery id", self.name):
+            self._table.delete_entity(kind, _row_key(delivery_id))
 
     def prune(self, seen_before: datetime) -> int:
         """Delete ids first seen before ``seen_before`` (batches of 100 per kind); returns how many."""
-        entities = self._table.query_entities(
-            "SeenAt lt @cutoff", parameters={"cutoff": iso(seen_before)}, select=["PartitionKey", "RowKey"]
-        )
         pruned = 0
-        batch: list[tuple[str, Any]] = []
-        for entity in entities:
-            if batch and (len(batch) == 100 or batch[0][1]["PartitionKey"] != entity["PartitionKey"]):
+        with _storage("pruning delivery ids", self.name):
+            entities = self._table.query_entities(
+                "SeenAt lt @cutoff", parameters={"cutoff": iso(seen_before)}, select=["PartitionKey", "RowKey"]
+            )
+            batch: list[tuple[str, Any]] = []
+            for entity in entities:
+                if batch and (len(batch) == 100 or batch[0][1]["PartitionKey"] != entity["PartitionKey"]):
+                    self._table.submit_transaction(batch)
+                    pruned += len(batch)
+                    batch = []
+                batch.append(("delete", {"PartitionKey": entity["PartitionKey"], "RowKey": entity["RowKey"]}))
+            if batch:
                 self._table.submit_transaction(batch)
                 pruned += len(batch)
-                batch = []
-            batch.append(("delete", {"PartitionKey": entity["PartitionKey"], "RowKey": entity["RowKey"]}))
-        if batch:
-            self._table.submit_transaction(batch)
-            pruned += len(batch)
         return pruned

@@ -29,10 +29,12 @@ from typing import Any
 import requests
 
 from deskbridge import telemetry
-from deskbridge.causes import Unreachable, diagnose
+from deskbridge.causes import diagnose
 from deskbridge.clock import SYSTEM, Clock
+from deskbridge.errors import PointError, SecretUnavailable, TokenError
 from deskbridge.model import ProvisioningRequest
-from deskbridge.secrets import SecretCache, SecretUnavailable
+
+__all__ = ["CallOutcome", "PointClient", "PointError", "ProvisionResult", "TokenError", "TokenSource", "new_session"]
 
 log = telemetry.logger("deskbridge.point")
 
@@ -42,21 +44,8 @@ RETRYABLE_STATUSES = frozenset({408, 425, 429, 503})
 MISCONFIGURED_STATUSES = frozenset({404, 405})
 
 
-class TokenError(Exception):
-    """No token for Syskit Point. ``kind``: invalid_client, config or transient."""
-
-    def __init__(self, message: str, kind: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.unreachable: Unreachable | None = None  # why Entra ID could not be reached (deskbridge.causes)
-
-    @property
-    def transient(self) -> bool:
-        return self.kind == "transient"
-
-
 # Entra ID error codes that mean "fix the configuration", with what to do.
-_ENTRA_HINTS = (
+ENTRA_HINTS = (
     ("AADSTS7000222", "invalid_client", "the client secret has expired: create a new one and put it in Key Vault"),
     ("AADSTS7000215", "invalid_client", "the client secret is wrong: put the current one in Key Vault"),
     # Federated mode (also matches AADSTS700211/700212/700213: issuer, audience, subject).
@@ -76,14 +65,12 @@ def classify_token_failure(exc: BaseException) -> TokenError:
     from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
 
     text = str(exc)
-    for code, kind, hint in _ENTRA_HINTS:
+    for code, kind, hint in ENTRA_HINTS:
         if code in text:
             return TokenError(f"Entra ID refused the token request: {hint}", kind)
     if isinstance(exc, ServiceRequestError | ServiceResponseError | OSError):
         cause = diagnose(exc, service="Entra ID", setting="AZURE_AUTHORITY_HOST")
-        failure = TokenError(cause.brief if cause else f"Entra ID unreachable ({type(exc).__name__})", "transient")
-        failure.unreachable = cause
-        return failure
+        return TokenError(cause.brief if cause else f"Entra ID unreachable ({type(exc).__name__})", "transient", cause)
     if isinstance(exc, ClientAuthenticationError):
         # No error code we know: most often an unreachable authority.
         return TokenError(
@@ -94,9 +81,7 @@ def classify_token_failure(exc: BaseException) -> TokenError:
 
 def _secret_failure(exc: SecretUnavailable) -> TokenError:
     """No token, because the client secret could not be read from Key Vault (and why, if known)."""
-    failure = TokenError(str(exc), "transient" if exc.transient else "config")
-    failure.unreachable = exc.unreachable
-    return failure
+    return TokenError(str(exc), "transient" if exc.transient else "config", exc.unreachable)
 
 
 _RENEW_BEFORE_EXPIRY = 300  # seconds: renew a token this long before it expires, as azure-identity does
@@ -175,19 +160,19 @@ def client_secret_tokens(
     tenant_id: str,
     client_id: str,
     scope: str,
-    secrets: SecretCache,
-    secret_name: str,
+    client_secret: Callable[[bool], str],
     *,
     timeouts: tuple[float, float] = (3.05, 6.0),
     clock: Clock = SYSTEM,
 ) -> TokenSource:
-    """Client credentials with the secret read from Key Vault."""
+    """Client credentials with the secret ``client_secret(refresh)`` reads (from Key Vault: the runtime says how);
+    ``refresh``: read it again, it may have been rotated. It raises SecretUnavailable when it cannot."""
 
     def build(refresh_secret: bool) -> Any:
         from azure.identity import ClientSecretCredential
 
         try:
-            secret = secrets.value(secret_name, refresh=refresh_secret)
+            secret = client_secret(refresh_secret)
         except SecretUnavailable as exc:
             raise _secret_failure(exc) from None
         # The authority follows AZURE_AUTHORITY_HOST (sovereign clouds, local stand-ins).
@@ -302,16 +287,6 @@ def retry_after_seconds(response: requests.Response) -> float | None:
             return None
 
 
-class PointError(Exception):
-    """A non-provisioning call (templates, webhooks, options) failed."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.unreachable: Unreachable | None = None  # no answer at all: why (deskbridge.causes)
-        self.token = False  # no call was made: there was no token (Key Vault, Entra ID)
-
-
 class PointClient:
     def __init__(
         self,
@@ -328,7 +303,7 @@ class PointClient:
         self.tokens = tokens
         self.timeouts = timeouts
         self.budget = budget_seconds
-        self.session = session or _session()
+        self.session = session or new_session()
         self._sleep = sleep
         self._clock = clock
 
@@ -456,18 +431,15 @@ class PointClient:
             try:
                 token = self.tokens.token()
             except TokenError as exc:
-                failure = PointError(str(exc))
-                failure.unreachable, failure.token = exc.unreachable, True
-                raise failure from None
+                raise PointError(str(exc), token=True, unreachable=exc.unreachable, transient=exc.transient) from None
             try:
                 response = self.session.request(
                     method, self.base_url + path, json=json, headers=_headers(token), timeout=self.timeouts
                 )
             except requests.RequestException as exc:
                 cause = diagnose(exc, service="Syskit Point", url=self.base_url + path, setting="POINT_URL")
-                failure = PointError(cause.brief if cause else f"Syskit Point unreachable ({_describe(exc)})")
-                failure.unreachable = cause
-                raise failure from None
+                message = cause.brief if cause else f"Syskit Point unreachable ({_describe(exc)})"
+                raise PointError(message, unreachable=cause) from None
             if response.status_code == 401 and not refreshed:
                 refreshed = True
                 self.tokens.refresh()
@@ -497,10 +469,17 @@ class PointClient:
         return self.call("GET", f"/v1.0/provision/requests/{request_id}")
 
 
-def _session() -> requests.Session:
+def new_session(*, verify: bool | str = True, trust_env: bool = True) -> requests.Session:
+    """The one Session of a PointClient: kept-alive connections, no retries of its own.
+
+    ``trust_env=False`` with ``verify`` (a CA bundle path) when the caller read the environment once
+    (the runtime does: without proxy variables ``requests`` would read it again on every call).
+    """
     from requests.adapters import HTTPAdapter
 
     session = requests.Session()
+    session.trust_env = trust_env
+    session.verify = verify
     # Retries are decided by PointClient.provision (budget, never re-send a POST).
     adapter = HTTPAdapter(max_retries=0, pool_connections=4, pool_maxsize=32)
     session.mount("https://", adapter)

@@ -1,8 +1,9 @@
-"""The durable retry path: Azure Storage queues and their schedule.
+"""The durable retry path's rules: the schedule, and what a queue message holds.
 
-A message names only the ledger key (source and ticket, and for desk
-updates which outcome to write) and the attempt token of the chain it
-belongs to, never the request body or a secret; the ledger holds the rest.
+No I/O here: sending and receiving is deskbridge.queues. A message names
+only the ledger key (source and ticket, and for desk updates which outcome
+to write) and the attempt token of the chain it belongs to, never the
+request body or a secret; the ledger holds the rest.
 A message whose token is not the record's current one is dropped, so a
 replay, a redelivery or a reconciler re-queue never runs two chains. A
 retry's delay is the message's initial visibility timeout, so no function
@@ -12,7 +13,6 @@ ever sleeps waiting for it.
 from __future__ import annotations
 
 import json
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -82,37 +82,3 @@ def new_token() -> str:
     import secrets
 
     return secrets.token_hex(6)
-
-
-class WorkQueue:
-    """One Storage queue and its poison queue (``QueueClient`` objects)."""
-
-    def __init__(self, queue: Any, poison: Any) -> None:
-        self._queue = queue
-        self._poison = poison
-        # The latest (key, delay) sent by this process, for tests and the demo; bounded, a worker lives long.
-        self.sent: deque[tuple[QueueKey, int]] = deque(maxlen=1000)
-
-    def schedule(self, key: QueueKey, delay_seconds: int) -> None:
-        self._queue.send_message(key.encode(), visibility_timeout=max(0, int(delay_seconds)))
-        self.sent.append((key, int(delay_seconds)))
-
-    def to_poison(self, key: QueueKey) -> None:
-        self._poison.send_message(key.encode())
-
-    def depth(self) -> tuple[int, int]:
-        """Approximate message counts of the queue and its poison queue."""
-        return (
-            self._queue.get_queue_properties().approximate_message_count,
-            self._poison.get_queue_properties().approximate_message_count,
-        )
-
-
-def ensure_queue(queue: Any) -> Any:
-    from azure.core.exceptions import ResourceExistsError
-
-    try:
-        queue.create_queue()
-    except ResourceExistsError:
-        pass
-    return queue

@@ -1,22 +1,42 @@
-"""The one place where long-lived clients are built: lazily, once per process.
+"""The composition root: the one place where long-lived clients are built, lazily, once per process.
 
-Every client (Key Vault, Syskit Point, tables, queues, desk APIs) is made on
-first use from the settings, so importing the function app never touches
-the network or fails on a setting. Tests build a fresh :class:`Runtime`
-from their own environment with :func:`reset`.
+Every adapter (Key Vault, Syskit Point, tables, queues, desk APIs) is made on
+first use from the settings, with everything it works with handed to its
+constructor (the clock, the secret reader, the HTTP session and its trust
+settings), so importing the function app never touches the network or fails
+on a setting, and nothing is patched after it is built. Building a client
+makes no call: the tables and queues are created by :meth:`Runtime.ensure_storage`,
+an explicit step (doctor runs it and says what it did; in Azure the infra
+templates create them). Tests build a fresh :class:`Runtime` from their own
+environment with :func:`reset`.
+
+The use cases and entry points import this module; it imports only the
+adapters and the pure modules below them.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from deskbridge.causes import is_loopback
 from deskbridge.clock import SYSTEM, Clock
 from deskbridge.settings import STORAGE_NOT_SET, ConfigurationError, Settings
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+    from azure.data.tables import TableClient
+    from azure.storage.queue import QueueClient
+
+    from deskbridge.desks.callback import CallbackClient
+    from deskbridge.desks.jira_client import JiraClient
+    from deskbridge.desks.servicenow_client import ServiceNowClient
+    from deskbridge.ledger import Deliveries, Ledger
+    from deskbridge.point import PointClient
+    from deskbridge.queues import WorkQueue
+    from deskbridge.secrets import SecretCache
 
 T = TypeVar("T")
 
@@ -26,21 +46,24 @@ class lazy(Generic[T]):
 
     def __init__(self, build: Callable[[Any], T]) -> None:
         self._build = build
-        self._name = build.__name__
+        self.name = build.__name__
         self.__doc__ = build.__doc__
 
     def __get__(self, owner: Any, cls: type | None = None) -> T:
         if owner is None:
             return self  # type: ignore[return-value]
-        built = owner.__dict__.get(self._name)
-        if built is not None:
-            return built
+        # After the first build the instance attribute shadows this descriptor: no call at all.
         with owner._lock:
-            built = owner.__dict__.get(self._name)
+            built = owner.__dict__.get(self.name)
             if built is None:
                 built = self._build(owner)
-                owner.__dict__[self._name] = built
+                owner.__dict__[self.name] = built
         return built
+
+
+# Seconds to connect to Azure Storage and to wait for an answer: a table or queue call answers in
+# milliseconds; a page of a large query (the reconciler's sweep, pruning) takes longer, never this long.
+STORAGE_TIMEOUTS = (3.05, 20.0)
 
 
 def _fail_fast(endpoint: str) -> dict[str, Any]:
@@ -64,30 +87,40 @@ def _on_this_machine(endpoint: str) -> bool:
     return bool(urls) and all(is_loopback(url) for url in urls)
 
 
-def _transport_options() -> dict[str, Any]:
-    """What ``requests`` would read from the environment on every call, read once.
+class Transport:
+    """How HTTP clients find proxies and trust certificates, read from the environment once.
 
-    With ``trust_env`` it scans every environment variable for proxies and
-    looks for a .netrc on each request: about 0.25 ms a call, more with the
-    hundred-odd variables of a Functions worker. Without proxy variables all
-    it finds is a CA bundle, handed over here instead. With a proxy (or
-    NO_PROXY) set, requests keeps its per-call logic.
+    With ``trust_env`` ``requests`` scans every environment variable for proxies and looks for a
+    .netrc on each request: about 0.25 ms a call, more with the hundred-odd variables of a Functions
+    worker. Without proxy variables all it would find is a CA bundle, handed over here instead. With
+    a proxy (or NO_PROXY) set, the clients keep their per-call logic (``from_environment`` is None).
     """
-    from urllib.request import getproxies
 
-    if getproxies():
-        return {}
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    return {"use_env_settings": False} | ({"connection_verify": bundle} if bundle else {})
+    __slots__ = ("ca_bundle",)
+
+    def __init__(self, ca_bundle: str = "") -> None:
+        self.ca_bundle = ca_bundle  # REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE; "" for certifi's
+
+    @classmethod
+    def from_environment(cls) -> Transport | None:
+        from urllib.request import getproxies
+
+        if getproxies():
+            return None
+        return cls(os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or "")
+
+    def sdk_options(self) -> dict[str, Any]:
+        """For azure-core's RequestsTransport: environment not read per call, the bundle given."""
+        return {"use_env_settings": False} | ({"connection_verify": self.ca_bundle} if self.ca_bundle else {})
 
 
-def _quiet_sdk_request_logs() -> None:
-    """azure-core logs every storage request and answer at INFO, which the worker ships to
-    Application Insights: four lines an approval, ~0.2 ms each. Keep its warnings; a level set
-    explicitly elsewhere wins."""
-    sdk = logging.getLogger("azure.core.pipeline.policies.http_logging_policy")
-    if sdk.level == logging.NOTSET:
-        sdk.setLevel(logging.WARNING)
+class StorageReport:
+    """What :meth:`Runtime.ensure_storage` found: every table and queue, and those it created."""
+
+    __slots__ = ("tables", "queues", "created")
+
+    def __init__(self, tables: tuple[str, ...], queues: tuple[str, ...], created: tuple[str, ...]) -> None:
+        self.tables, self.queues, self.created = tables, queues, created
 
 
 class Runtime:
@@ -104,11 +137,26 @@ class Runtime:
         self.clock = clock
         self.sdk_options = dict(sdk_options or {})
         self._lock = threading.RLock()
-        _quiet_sdk_request_logs()
+        self._storage_ready: StorageReport | None = None
+
+    def built(self, name: str) -> bool:
+        """Whether the client ``name`` (e.g. "secrets") was built in this process (nothing is built to find out)."""
+        if not isinstance(getattr(type(self), name, None), lazy):
+            raise AttributeError(f"Runtime builds no {name!r}")
+        return name in vars(self)
+
+    def forget(self, name: str) -> None:
+        """Drop a built client (after its secret was rotated): the next use builds it again."""
+        with self._lock:
+            vars(self).pop(name, None)
+
+    @property
+    def transport(self) -> Transport | None:
+        return Transport.from_environment()
 
     # -- Azure identity and Key Vault ---------------------------------------
     @lazy
-    def azure_credential(self) -> Any:
+    def azure_credential(self) -> TokenCredential:
         """DefaultAzureCredential: managed identity in Azure, AZURE_* variables elsewhere."""
         from azure.identity import DefaultAzureCredential
 
@@ -120,7 +168,8 @@ class Runtime:
         )
 
     @lazy
-    def secrets(self) -> Any:
+    def secrets(self) -> SecretCache:
+        """Key Vault reads with the TTL cache; each read from the vault is checked for an expiry date."""
         from azure.keyvault.secrets import SecretClient
 
         from deskbridge.expiry import ExpiryWatch
@@ -139,16 +188,18 @@ class Runtime:
         } | _fail_fast(vault) | self.sdk_options
         loopback = is_loopback(vault)
         client = SecretClient(vault, self.azure_credential, verify_challenge_resource=not loopback, **options)
-        watch = ExpiryWatch.from_settings(s)
-        watch.now = self.clock.now
         return SecretCache(
-            client, s.secret_ttl, clock=self.clock.monotonic, on_read=watch, stale_seconds=s.secret_stale
+            client,
+            s.secret_ttl,
+            clock=self.clock.monotonic,
+            on_read=ExpiryWatch.from_settings(s, now=self.clock.now),
+            stale_seconds=s.secret_stale,
         )
 
     # -- Syskit Point --------------------------------------------------------
     @lazy
-    def point(self) -> Any:
-        from deskbridge.point import PointClient, client_secret_tokens, federated_tokens
+    def point(self) -> PointClient:
+        from deskbridge.point import PointClient, client_secret_tokens, federated_tokens, new_session
 
         s = self.settings
         options = {"timeouts": s.point_timeouts, "clock": self.clock}
@@ -157,45 +208,45 @@ class Runtime:
                 s.point_tenant_id, s.point_client_id, s.point_scope, s.environ("AZURE_CLIENT_ID"), **options
             )
         else:
-            tokens = client_secret_tokens(
-                s.point_tenant_id, s.point_client_id, s.point_scope, self.secrets, s.point_client_secret_name,
-                **options,
-            )
-        client = PointClient(
+            name = s.point_client_secret_name
+
+            def client_secret(refresh: bool) -> str:
+                return self.secrets.value(name, refresh=refresh)
+
+            tokens = client_secret_tokens(s.point_tenant_id, s.point_client_id, s.point_scope, client_secret, **options)
+        transport = self.transport  # the environment's CA bundle, read once (see Transport)
+        session = new_session(verify=transport.ca_bundle or True, trust_env=False) if transport else new_session()
+        return PointClient(
             s.point_url,
             tokens,
             timeouts=s.point_timeouts,
             budget_seconds=s.point_retry_budget,
+            session=session,
             sleep=self.clock.sleep,
             clock=self.clock.monotonic,
         )
-        options = _transport_options()
-        if options:  # the environment's CA bundle, read once (see _transport_options)
-            client.session.trust_env = False
-            client.session.verify = options.get("connection_verify", True)
-        return client
 
     # -- storage ------------------------------------------------------------
-    def _table(self, name: str) -> Any:
-        from azure.data.tables import TableClient
+    def _storage_options(self, endpoint: str) -> dict[str, Any]:
+        transport = self.transport
+        connect, read = STORAGE_TIMEOUTS
+        timeouts = {"connection_timeout": connect, "read_timeout": read}
+        return timeouts | (transport.sdk_options() if transport else {}) | _fail_fast(endpoint) | self.sdk_options
 
-        from deskbridge.ledger import ensure_table
+    def _table(self, name: str) -> TableClient:
+        from azure.data.tables import TableClient
 
         connection = self.settings.storage_connection_string
         endpoint = connection or self.settings.storage_service_uri("table")
-        options = _transport_options() | _fail_fast(endpoint) | self.sdk_options
+        options = self._storage_options(endpoint)
         if connection:
-            client = TableClient.from_connection_string(connection, table_name=name, **options)
-        else:
-            if not endpoint:
-                raise ConfigurationError("AzureWebJobsStorage", STORAGE_NOT_SET)
-            client = TableClient(endpoint=endpoint, table_name=name, credential=self.storage_credential, **options)
-        return ensure_table(client)
+            return TableClient.from_connection_string(connection, table_name=name, **options)
+        if not endpoint:
+            raise ConfigurationError("AzureWebJobsStorage", STORAGE_NOT_SET)
+        return TableClient(endpoint=endpoint, table_name=name, credential=self.storage_credential, **options)
 
-    def _queue(self, name: str) -> Any:
+    def _queue(self, name: str) -> QueueClient:
         from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
-
-        from deskbridge.retries import ensure_queue
 
         # The Functions queue trigger expects base64 (host.json messageEncoding).
         policies = {
@@ -204,17 +255,15 @@ class Runtime:
         }
         connection = self.settings.storage_connection_string
         endpoint = connection or self.settings.storage_service_uri("queue")
-        options = _transport_options() | _fail_fast(endpoint) | self.sdk_options
+        options = self._storage_options(endpoint)
         if connection:
-            client = QueueClient.from_connection_string(connection, name, **policies, **options)
-        else:
-            if not endpoint:
-                raise ConfigurationError("AzureWebJobsStorage", STORAGE_NOT_SET)
-            client = QueueClient(endpoint, name, credential=self.storage_credential, **policies, **options)
-        return ensure_queue(client)
+            return QueueClient.from_connection_string(connection, name, **policies, **options)
+        if not endpoint:
+            raise ConfigurationError("AzureWebJobsStorage", STORAGE_NOT_SET)
+        return QueueClient(endpoint, name, credential=self.storage_credential, **policies, **options)
 
     @lazy
-    def storage_credential(self) -> Any:
+    def storage_credential(self) -> TokenCredential:
         """The identity named by AzureWebJobsStorage__clientId, as the Functions host uses it."""
         client_id = self.settings.environ("AzureWebJobsStorage__clientId")
         if client_id:
@@ -224,51 +273,67 @@ class Runtime:
         return self.azure_credential
 
     @lazy
-    def ledger(self) -> Any:
+    def ledger(self) -> Ledger:
         from deskbridge.ledger import Ledger
 
         return Ledger(self._table(self.settings.ledger_table), self.clock)
 
     @lazy
-    def deliveries(self) -> Any:
+    def deliveries(self) -> Deliveries:
         from deskbridge.ledger import Deliveries
 
         return Deliveries(self._table(self.settings.deliveries_table), self.clock)
 
     @lazy
-    def retry_queue(self) -> Any:
-        from deskbridge.retries import WorkQueue
+    def retry_queue(self) -> WorkQueue:
+        from deskbridge.queues import WorkQueue
 
         s = self.settings
         return WorkQueue(self._queue(s.retry_queue), self._queue(s.retry_poison_queue))
 
     @lazy
-    def desk_queue(self) -> Any:
-        from deskbridge.retries import WorkQueue
+    def desk_queue(self) -> WorkQueue:
+        from deskbridge.queues import WorkQueue
 
         s = self.settings
         return WorkQueue(self._queue(s.desk_queue), self._queue(s.desk_poison_queue))
 
+    def ensure_storage(self) -> StorageReport:
+        """Create the bridge's two tables and four queues where missing (once per runtime; StorageError
+        names what could not be made, ConfigurationError a missing storage setting)."""
+        with self._lock:
+            if self._storage_ready is None:
+                created = [table.name for table in (self.ledger, self.deliveries) if table.ensure()]
+                for queue in (self.retry_queue, self.desk_queue):
+                    created += queue.ensure()
+                s = self.settings
+                self._storage_ready = StorageReport(
+                    (s.ledger_table, s.deliveries_table),
+                    (s.retry_queue, s.retry_poison_queue, s.desk_queue, s.desk_poison_queue),
+                    tuple(created),
+                )
+            return self._storage_ready
+
     # -- desks --------------------------------------------------------------
     @lazy
-    def jira(self) -> Any:
-        """JiraClient, or False when Jira credentials are not configured."""
-        from deskbridge.desks.jira import JiraClient
+    def jira(self) -> JiraClient | None:
+        """JiraClient, or None when Jira credentials are not configured."""
+        from deskbridge.desks.jira_client import JiraClient
 
         s = self.settings
         if not s.jira_configured:
-            return False
+            return None
         token = self.secrets.value(s.require("JIRA_API_TOKEN_SECRET_NAME"))
         return JiraClient(s.require("JIRA_URL"), s.require("JIRA_EMAIL"), token)
 
     @lazy
-    def servicenow(self) -> Any:
-        """ServiceNowClient, or False when ServiceNow write-back is not configured."""
-        from deskbridge.desks.servicenow import ServiceNowClient
+    def servicenow(self) -> ServiceNowClient | None:
+        """ServiceNowClient, or None when ServiceNow write-back is not configured."""
+        from deskbridge.desks.servicenow_client import ServiceNowClient
 
         s = self.settings
         if not s.servicenow_configured:
-            return False
+            return None
         if s.raw("SERVICENOW_TOKEN_SECRET_NAME"):
             return ServiceNowClient(
                 s.require("SERVICENOW_URL"), token=self.secrets.value(s.raw("SERVICENOW_TOKEN_SECRET_NAME"))
@@ -279,16 +344,11 @@ class Runtime:
         )
 
     @lazy
-    def callbacks(self) -> Any:
+    def callbacks(self) -> CallbackClient:
         """Where /api/provision callers hear the outcome (their ticket.callbackUrl)."""
         from deskbridge.desks.callback import CallbackClient
 
         return CallbackClient()
-
-    def forget(self, name: str) -> None:
-        """Drop a built client (after its secret was rotated)."""
-        with self._lock:
-            self.__dict__.pop(name, None)
 
 
 _current: Runtime | None = None

@@ -19,20 +19,12 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from deskbridge import telemetry
-from deskbridge.causes import Unreachable, diagnose
+from deskbridge.causes import diagnose
+from deskbridge.errors import SecretUnavailable
+
+__all__ = ["Secret", "SecretCache", "SecretReader", "SecretUnavailable"]
 
 log = telemetry.logger("deskbridge.secrets")
-
-
-class SecretUnavailable(Exception):
-    """Key Vault could not give the secret. ``transient`` says whether to retry."""
-
-    def __init__(self, name: str, reason: str, transient: bool, unreachable: Unreachable | None = None) -> None:
-        super().__init__(f"Key Vault secret {name!r}: {reason}")
-        self.name = name
-        self.reason = reason
-        self.transient = transient
-        self.unreachable = unreachable  # why the vault could not be reached, and what to do (deskbridge.causes)
 
 
 @dataclass(frozen=True)
@@ -47,6 +39,10 @@ class Secret:
 
 
 class SecretReader(Protocol):
+    """What the cache needs of azure-keyvault-secrets' ``SecretClient``."""
+
+    vault_url: str
+
     def get_secret(self, name: str, **kwargs: Any) -> Any: ...
 
 
@@ -148,7 +144,9 @@ class SecretCache:
         try:
             bundle = self._client.get_secret(name)
         except ResourceNotFoundError:
-            raise SecretUnavailable(name, "not found in the vault (check the *_SECRET_NAME setting)", False) from None
+            raise SecretUnavailable(
+                name, "not found in the vault (check the *_SECRET_NAME setting)", False, http_status=404
+            ) from None
         except ClientAuthenticationError as exc:
             # The identity could not sign in; when its authority could not be reached, say why.
             authority = os.environ.get("AZURE_AUTHORITY_HOST", "")
@@ -158,23 +156,21 @@ class SecretCache:
             reason = cause.brief if cause else f"authentication to Key Vault failed ({_first_line(exc)})"
             raise SecretUnavailable(name, reason, True, cause) from None
         except HttpResponseError as exc:
-            status = getattr(exc, "status_code", None)
+            status = exc.status_code
             if status == 403:
                 raise SecretUnavailable(
-                    name, "access denied: give the function's identity the Key Vault Secrets User role", True
+                    name, "access denied: give the function's identity the Key Vault Secrets User role", True,
+                    http_status=403,
                 ) from None
-            raise SecretUnavailable(name, f"Key Vault answered {status}", True) from None
+            raise SecretUnavailable(name, f"Key Vault answered {status}", True, http_status=status) from None
         except (ServiceRequestError, ServiceResponseError) as exc:
-            cause = diagnose(
-                exc, service="Key Vault", url=getattr(self._client, "vault_url", ""), setting="KEY_VAULT_URL"
-            )
+            cause = diagnose(exc, service="Key Vault", url=self._client.vault_url, setting="KEY_VAULT_URL")
             reason = cause.brief if cause else f"Key Vault unreachable ({type(exc).__name__})"
             raise SecretUnavailable(name, reason, True, cause) from None
         value = bundle.value or ""
         if not value:
             raise SecretUnavailable(name, "the secret is empty", False)
-        expires_on = getattr(getattr(bundle, "properties", None), "expires_on", None)
-        return Secret(name=name, value=value, expires_on=expires_on, read_at=self._clock())
+        return Secret(name=name, value=value, expires_on=bundle.properties.expires_on, read_at=self._clock())
 
 
 def _first_line(exc: BaseException) -> str:

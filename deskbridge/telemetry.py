@@ -41,3 +41,17 @@ def logger(name: str) -> logging.Logger:
     if _FILTER not in log.filters:
         log.addFilter(_FILTER)
     return log
+
+
+SDK_REQUEST_LOGGER = "azure.core.pipeline.policies.http_logging_policy"
+
+
+def quiet_sdk_request_logs() -> None:
+    """azure-core logs every storage request and answer at INFO, which the worker ships to Application
+    Insights: four lines an approval, ~0.2 ms each. Keep its warnings; a level set explicitly elsewhere wins.
+
+    A process-wide setting, so only an entry point calls it (the handlers, when the function app loads).
+    """
+    sdk = logging.getLogger(SDK_REQUEST_LOGGER)
+    if sdk.level == logging.NOTSET:
+        sdk.setLevel(logging.WARNING)

@@ -25,11 +25,11 @@ from datetime import datetime, timedelta
 
 from deskbridge import telemetry
 from deskbridge.desks import marker_line, step_marker
+from deskbridge.errors import RemoteError, SecretUnavailable
 from deskbridge.ledger import LedgerRecord, iso, parse_iso
 from deskbridge.model import Status
 from deskbridge.retries import QueueKey, new_token, next_delay, scheduled_age
 from deskbridge.runtime import Runtime
-from deskbridge.secrets import SecretUnavailable
 from deskbridge.settings import ConfigurationError, Settings
 
 log = telemetry.logger("deskbridge.writeback")
@@ -359,8 +359,9 @@ def _reread_credential(runtime: Runtime, desk: str) -> None:
 
 
 def _desk_failure(runtime: Runtime, key: QueueKey, record: LedgerRecord, step: str, exc: Exception) -> str:
-    transient = getattr(exc, "transient", True)
-    status = getattr(exc, "status", None)
+    # A remote service says whether trying again may help; anything else (a bug, a setting) is tried again too.
+    transient = exc.transient if isinstance(exc, RemoteError) else True
+    status = exc.http_status if isinstance(exc, RemoteError) else None
     desk = "jira" if step.endswith(("jira-comment", "jira-transition")) else step.rpartition(":")[2]
     if status == 401 and desk in ("jira", "servicenow"):
         # The credential may have been rotated: read it again from Key Vault and try again.

@@ -94,6 +94,13 @@ class PointSimulator(StandIn):
     def provision_calls(self) -> list[Call]:
         return self.calls_to("POST", "/v1.0/provision/")
 
+    def settle(self, timeout: float = 10.0) -> None:
+        """Wait until every event scheduled so far was sent (or skipped): after it, nothing more arrives."""
+        for timer in list(self._events):
+            timer.join(timeout)
+            if timer.is_alive():
+                raise TimeoutError(f"an event was still being sent after {timeout} s")
+
     def reset_behaviour(self) -> None:
         """Default templates, event delay and delivery (what tests and the demo may have changed)."""
         self.templates = [dict(t) for t in DEFAULT_TEMPLATES]

@@ -166,6 +166,15 @@ def local_settings_values(stack: LocalStack) -> dict[str, str]:
     return values
 
 
+def make_storage(values: dict[str, str]) -> str:
+    """The bridge's tables and queues in Azurite, as the infra templates make them in Azure; what was made."""
+    from deskbridge.runtime import Runtime
+    from deskbridge.settings import Settings
+
+    report = Runtime(Settings(values)).ensure_storage()
+    return f"tables {', '.join(report.tables)}; queues {', '.join(report.queues)}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m devtools.stack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -221,12 +230,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.register_webhook:
             stack.point.webhooks[args.register_webhook] = ["*"]
-        said += held.take(local_settings_values(stack))
+        values = local_settings_values(stack)
+        said += held.take(values)
+        made = make_storage(values) if stack.azurite else "-"
         webhook = f"{args.register_webhook} (func start listens there)" if args.register_webhook else "none"
         print(
             f"Entra ID      {stack.entra.url}\nKey Vault     {stack.vault.url}\nSyskit Point  {stack.point.url}\n"
             f"Jira          {stack.jira.url}\nServiceNow    {stack.servicenow.url}\n"
             f"Azurite       {stack.azurite.connection_string.split(';')[3] if stack.azurite else '-'}\n"
+            f"Storage       {made}\n"
             f"Webhooks to   {webhook}\nCA bundle     {stack.tls.ca_bundle}\n"
             f"Settings      {args.write_settings}\n"
             + "".join(f"              {line}\n" for line in said)

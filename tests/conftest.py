@@ -26,11 +26,29 @@ from azure.functions.queue import QueueMessage  # noqa: E402
 
 from deskbridge import runtime  # noqa: E402
 from deskbridge.clock import ShiftedClock  # noqa: E402
+from deskbridge.errors import StorageError  # noqa: E402
+from deskbridge.settings import ConfigurationError, Settings  # noqa: E402
 from devtools.stack import LocalStack  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures"
 _FUNCTIONS: dict[str, Any] = {}
 _names = itertools.count(1)
+_STORAGE_MADE: set[tuple[str, ...]] = set()
+
+
+def ensure_storage(settings: dict[str, str]) -> None:
+    """The bridge's tables and queues exist, as the infra templates make them in Azure: made once per set of
+    names, by a runtime of its own (the bridge's runtime under test builds nothing for it)."""
+    names = ("AzureWebJobsStorage", "BRIDGE_LEDGER_TABLE", "BRIDGE_DELIVERIES_TABLE", "BRIDGE_RETRY_QUEUE",
+             "BRIDGE_RETRY_POISON_QUEUE", "BRIDGE_DESK_QUEUE", "BRIDGE_DESK_POISON_QUEUE")
+    key = tuple(settings.get(name, "") for name in names)
+    if key in _STORAGE_MADE or not key[0]:
+        return
+    try:
+        runtime.Runtime(Settings(settings)).ensure_storage()
+    except (ConfigurationError, StorageError):  # a test of broken storage settings: nothing to make
+        return
+    _STORAGE_MADE.add(key)
 
 
 def fixture(name: str) -> Any:
@@ -74,6 +92,7 @@ class Bridge:
         self.settings = settings
         self.clock = ShiftedClock()
         self.sdk_options: dict[str, Any] = {}
+        ensure_storage(settings)
         self.runtime = runtime.reset(settings, self.clock)
 
     def configure(self, **changes: str) -> None:
@@ -87,6 +106,7 @@ class Bridge:
 
     def restart(self) -> None:
         """A new worker process: same settings and clock, no clients, caches or tokens."""
+        ensure_storage(self.settings)
         self.runtime = runtime.reset(self.settings, self.clock, self.sdk_options)
 
     def http(
@@ -166,6 +186,43 @@ class Bridge:
             return []
         client = self._queue_client(self.settings[queue_setting])
         return [m.content for m in client.peek_messages(max_messages=32)]
+
+    def delayed(self, queue_setting: str) -> int:
+        """How many messages of a queue are waiting and not visible yet (sent with a delay)."""
+        return self.queue_count(self.settings[queue_setting]) - len(self.messages(queue_setting))
+
+    def next_due(self, queue_setting: str, *, timeout: float = 30.0) -> tuple[Any, float]:
+        """Wait until a message of the queue is visible and take it, as the host would (visible again after 60 s
+        unless deleted); returns it and the seconds waited for it."""
+        client = self._queue_client(self.settings[queue_setting])
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            batch = list(client.receive_messages(max_messages=1, visibility_timeout=60))
+            if batch:
+                return batch[0], time.monotonic() - started
+            time.sleep(0.05)
+        raise AssertionError(f"no message of {queue_setting} came due within {timeout} s")
+
+    def handle(self, queue_setting: str, function: str, message: Any) -> None:
+        """Hand a message taken from Azurite to a queue function, and delete it when it returns (as the host)."""
+        incoming = QueueMessage(id=message.id, body=message.content.encode("utf-8"),
+                                dequeue_count=message.dequeue_count, pop_receipt=message.pop_receipt)
+        functions()[function].get_user_function()(incoming)
+        self._queue_client(self.settings[queue_setting]).delete_message(message)
+
+    def waiting_retry(self, source: str, ticket: str) -> str:
+        """The text of the one retry message waiting, delayed, in Azurite for a ticket.
+
+        A message that is not visible yet cannot be read back, so once Azurite shows exactly one message
+        waiting and none visible, its text is rebuilt from what it holds: the ledger key and the attempt
+        token the record carries (deskbridge.retries.QueueKey).
+        """
+        from deskbridge.retries import QueueKey
+
+        assert (self.delayed("BRIDGE_RETRY_QUEUE"), self.messages("BRIDGE_RETRY_QUEUE")) == (1, []), (
+            "one delayed retry message is waiting")
+        record = self.record(source, ticket)
+        return QueueKey(source, ticket, token=record.attempt_token).encode()
 
 
 @pytest.fixture

@@ -94,11 +94,10 @@ def point_event(bridge: Any, kind: str, name: str) -> tuple[bytes, dict[str, str
                   "Signature": auth.sign_point_event(data, bridge.stack.point.signature_key)}
 
 
-def due_now(bridge: Any, setting: str) -> None:
-    """Make the one waiting message of a queue due now (its retry delay is not what these flows test)."""
-    sent = bridge.runtime.retry_queue.sent if setting == "BRIDGE_RETRY_QUEUE" else bridge.runtime.desk_queue.sent
-    content = sent[-1][0].encode()
-    client = queue_client(bridge, setting)
+def retry_due_now(bridge: Any, source: str, ticket: str) -> None:
+    """Make the one delayed retry message of a ticket due now (its delay is not what these flows test)."""
+    content = bridge.waiting_retry(source, ticket)
+    client = queue_client(bridge, "BRIDGE_RETRY_QUEUE")
     client.clear_messages()
     client.send_message(content)
 
@@ -130,7 +129,7 @@ def retry_setup(cell: Cell) -> None:
     bridge = cell.bridge
     bridge.stack.point.fail_next(1, 503, method="POST", retry_after=5)
     assert approve(bridge, "APO-1")[1]["status"] == "queued"
-    due_now(bridge, "BRIDGE_RETRY_QUEUE")
+    retry_due_now(bridge, "jira", "APO-1")
     cell.tickets = [("jira", "APO-1")]
 
 

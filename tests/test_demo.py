@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import functions
 
-from deskbridge import cli, demo
+from deskbridge import cli
+from devtools import demo
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,6 +87,46 @@ def test_missing_azurite_is_said_plainly(tmp_path, monkeypatch, capsys):
     with pytest.raises(cli.Failure) as failure, demo.local_stack(tmp_path):
         pytest.fail("the stack must not start without Azurite")
     assert "Azurite" in str(failure.value) and "scripts/bootstrap" in str(failure.value)
+
+
+def deployed_copy(tmp_path: Path) -> Path:
+    """What a deployment holds of the code: the files .funcignore keeps (deskbridge/ and function_app.py)."""
+    import shutil
+
+    ignored = [line.strip().rstrip("/") for line in (ROOT / ".funcignore").read_text().splitlines() if line.strip()]
+    assert "devtools" in ignored, "the deployment leaves devtools out"
+    app = tmp_path / "app"
+    shutil.copytree(ROOT / "deskbridge", app / "deskbridge", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "function_app.py", app)
+    return app
+
+
+def test_a_deployment_has_no_demo_and_needs_no_devtools(tmp_path):
+    app = deployed_copy(tmp_path)
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    listed = subprocess.run([sys.executable, "-m", "deskbridge", "--help"], cwd=app, env=environ,
+                            capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert "doctor" in listed.stdout and "demo" not in listed.stdout
+    chosen = subprocess.run([sys.executable, "-m", "deskbridge", "demo"], cwd=app, env=environ,
+                            capture_output=True, text=True, timeout=60)
+    assert chosen.returncode == 2 and "invalid choice: 'demo'" in chosen.stderr, chosen.stderr
+    loaded = subprocess.run([sys.executable, "-c", "import sys, function_app; import deskbridge.cli, "
+                             "deskbridge.doctor; print(sorted(m for m in sys.modules if m.startswith('devtools')))"],
+                            cwd=app, env=environ, capture_output=True, text=True, timeout=60)
+    assert (loaded.returncode, loaded.stdout.strip()) == (0, "[]"), loaded.stderr
+
+
+def test_a_checkout_lists_the_demo_without_importing_devtools():
+    listed = subprocess.run([sys.executable, "-c", "import sys\nfrom deskbridge import cli\n"
+                             "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+                             "print(sorted(m for m in sys.modules if m.startswith('devtools')))"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert "demo" in listed.stdout and listed.stdout.strip().endswith("[]")
+    direct = subprocess.run([sys.executable, "-m", "devtools.demo", "--help"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert direct.returncode == 0 and "--timeout" in direct.stdout, direct.stderr
 
 
 # -- test.http: every sample is answered as its title says ------------------------------

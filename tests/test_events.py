@@ -93,8 +93,7 @@ def approve(bridge, ticket: str = "APO-1", **changes: Any) -> Any:
 
 
 def queued(bridge) -> list[dict[str, str]]:
-    """Desk updates waiting on the queue (the queue is made on first use)."""
-    bridge.runtime.desk_queue  # noqa: B018
+    """Desk updates waiting on the queue."""
     return [json.loads(m) for m in bridge.messages(DESK_QUEUE)]
 
 
@@ -319,7 +318,6 @@ def test_uncertain_request_is_settled_by_started_or_completed(bridge, kind, sett
 
 def write_back(bridge) -> int:
     """Run the desk-update function on every queued message, as the host would."""
-    bridge.runtime.desk_queue  # noqa: B018
     return bridge.drain(DESK_QUEUE, "desk_update")
 
 
@@ -544,7 +542,7 @@ def test_a_desk_update_delivered_twice_is_written_once(bridge):
     approve(bridge)
     send(bridge, event("completed"))
     message = bridge.messages(DESK_QUEUE)[0]
-    bridge.runtime.desk_queue._queue.send_message(message)  # the queue delivers at least once
+    bridge._queue_client(bridge.settings[DESK_QUEUE]).send_message(message)  # the queue delivers at least once
     assert write_back(bridge) == 2
     assert len(bridge.stack.jira.comments) == 1
 

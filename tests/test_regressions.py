@@ -50,7 +50,7 @@ def test_regression_redelivered_retry_not_dropped(bridge, monkeypatch):
     bridge.configure(POINT_RETRY_BUDGET_SECONDS="0.1")
     bridge.stack.point.fail_next(1, 503, method="POST", retry_after=5)
     assert bridge.http("provision", BODY)[1]["status"] == "queued"
-    message = bridge.runtime.retry_queue.sent[-1][0].encode()
+    message = bridge.waiting_retry("jira", "MKT-7")
     client = queue_client(bridge, "BRIDGE_RETRY_QUEUE")
     client.clear_messages()
     client.send_message(message)  # the delayed message, due now
@@ -111,7 +111,7 @@ def test_regression_replay_does_not_start_second_chain(bridge, caplog):
     bridge.configure(POINT_RETRY_BUDGET_SECONDS="0.1", BRIDGE_RETRY_SCHEDULE="60")
     bridge.stack.point.fail_next(100, 503, method="POST")  # Syskit Point stays unavailable
     assert bridge.http("provision", BODY)[1]["status"] == "queued"  # attempt 1; its retry waits on the queue
-    delayed = bridge.runtime.retry_queue.sent[-1][0].encode()
+    delayed = bridge.waiting_retry("jira", "MKT-7")
     assert cli.main(["replay", "jira", "MKT-7", "--yes"]) == 0  # an operator asks for an attempt now
     queue_client(bridge, "BRIDGE_RETRY_QUEUE").send_message(delayed)  # ...and the old message comes due too
     run_due(bridge)  # every message due now

@@ -12,7 +12,8 @@ import threading
 from collections import Counter
 
 import pytest
-from conftest import fixture
+from azure.functions.queue import QueueMessage
+from conftest import fixture, functions
 
 from deskbridge.retries import next_delay, scheduled_age
 from devtools.azurite import Azurite
@@ -62,13 +63,19 @@ def test_delays_requested_from_the_queue_follow_the_configured_schedule(bridge):
     unavailable(bridge, 10)
     status, body = accept(bridge)
     assert (status, body["status"]) == (202, "queued") and body["nextAttemptAt"]
-    drain(bridge)
-    sent = [delay for _, delay in bridge.runtime.retry_queue.sent]
-    assert sent == [1, 2]
-    first, second = (key.token for key, _ in bridge.runtime.retry_queue.sent)
-    assert first != second  # each message its own attempt token: the chain's current one
-    assert json.loads(bridge.runtime.retry_queue.sent[0][0].encode()) == {"source": "jira", "ticket": "MKT-7",
-                                                                          "token": first}
+    # In Azurite, and not visible before its delay: 1 s, then 2 s (a lower bound: a loaded machine only adds).
+    assert bridge.delayed("BRIDGE_RETRY_QUEUE") == 1
+    first, waited_first = bridge.next_due("BRIDGE_RETRY_QUEUE")
+    token = bridge.record("jira", "MKT-7").attempt_token
+    bridge.handle("BRIDGE_RETRY_QUEUE", "retry", first)  # attempt 2: 503 again
+    assert bridge.delayed("BRIDGE_RETRY_QUEUE") == 1
+    second, waited_second = bridge.next_due("BRIDGE_RETRY_QUEUE")
+    bridge.handle("BRIDGE_RETRY_QUEUE", "retry", second)  # attempt 3: 503, and the schedule is over
+    assert waited_first > 0.5 and waited_second > 1.5, (waited_first, waited_second)
+    assert bridge.queue_count(bridge.settings["BRIDGE_RETRY_QUEUE"]) == 0
+    assert json.loads(first.content) == {"source": "jira", "ticket": "MKT-7", "token": token}
+    assert json.loads(second.content)["token"] != token  # each message its own attempt token: the chain's current one
+    assert bridge.record("jira", "MKT-7").status == "failed"
 
 
 # -- the fault matrix -------------------------------------------------------------
@@ -77,7 +84,10 @@ def test_429_with_retry_after_is_queued_no_sooner_than_asked(bridge):
     bridge.stack.point.fail_next(1, 429, method="POST", retry_after=3)
     status, body = accept(bridge)
     assert (status, body["status"]) == (202, "queued")
-    assert bridge.runtime.retry_queue.sent[-1][1] == 3
+    assert bridge.delayed("BRIDGE_RETRY_QUEUE") == 1  # waiting in Azurite, not visible yet
+    message, waited = bridge.next_due("BRIDGE_RETRY_QUEUE")
+    assert waited > 2.5, waited  # Retry-After: 3, never sooner
+    bridge.handle("BRIDGE_RETRY_QUEUE", "retry", message)
     drain(bridge)
     record = bridge.record("jira", "MKT-7")
     assert (record.status, record.attempts) == ("submitted", 2)
@@ -213,7 +223,9 @@ def test_poison_queue_function_fails_a_request_the_host_gave_up_on(bridge):
     unavailable(bridge)
     accept(bridge)
     assert bridge.record("jira", "MKT-7").status == "queued"
-    bridge.runtime.retry_queue.to_poison(bridge.runtime.retry_queue.sent[0][0])  # as the host does
+    message, _ = bridge.next_due("BRIDGE_RETRY_QUEUE")  # as the host does after the last failed delivery:
+    bridge._queue_client(bridge.settings["BRIDGE_RETRY_POISON_QUEUE"]).send_message(message.content)
+    bridge._queue_client(bridge.settings["BRIDGE_RETRY_QUEUE"]).delete_message(message)
     bridge.drain("BRIDGE_RETRY_POISON_QUEUE", "retry_poisoned")
     assert bridge.record("jira", "MKT-7").status == "failed"
 
@@ -221,11 +233,57 @@ def test_poison_queue_function_fails_a_request_the_host_gave_up_on(bridge):
 def test_two_messages_for_one_request_make_one_call(bridge):
     unavailable(bridge)
     accept(bridge)
-    key = bridge.runtime.retry_queue.sent[0][0]
-    bridge.runtime.retry_queue.schedule(key, 1)  # a duplicate delivery
+    copy = bridge.waiting_retry("jira", "MKT-7")
+    bridge._queue_client(bridge.settings["BRIDGE_RETRY_QUEUE"]).send_message(copy, visibility_timeout=1)  # a duplicate
     drain(bridge)
     assert len(bridge.stack.point.provision_calls()) == 2
     assert bridge.record("jira", "MKT-7").status == "submitted"
+
+
+def test_copies_of_one_due_retry_handed_over_at_once_make_one_call(bridge, caplog):
+    """The ETag claim, raced for real: six copies of the same due message reach six workers at the same moment."""
+    caplog.set_level(logging.INFO, logger="deskbridge")
+    unavailable(bridge)
+    assert accept(bridge)[1]["status"] == "queued"
+    text = bridge.waiting_retry("jira", "MKT-7")
+    client = bridge._queue_client(bridge.settings["BRIDGE_RETRY_QUEUE"])
+    client.clear_messages()
+    copies = 6
+    for _ in range(copies):  # what an at-least-once queue may hand out
+        client.send_message(text)
+    messages = []
+    while len(messages) < copies:
+        messages += list(client.receive_messages(max_messages=copies, visibility_timeout=60))
+    bridge.stack.point.hang_next(1, 0.5, method="POST")  # the winner's call takes a while: the others come meanwhile
+    posts_before = len(bridge.stack.point.provision_calls())
+    retry = functions()["retry"].get_user_function()
+    start = threading.Barrier(copies)
+    failures: list[str] = []  # collected here, asserted below in the test's own thread
+
+    def deliver(message):
+        incoming = QueueMessage(id=message.id, body=message.content.encode("utf-8"),
+                                dequeue_count=message.dequeue_count, pop_receipt=message.pop_receipt)
+        try:
+            start.wait(timeout=10)
+            retry(incoming)
+        except Exception as exc:
+            failures.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=deliver, args=(m,)) for m in messages]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads)
+    assert failures == []
+    assert len(bridge.stack.point.provision_calls()) - posts_before == 1  # one claim won, one call
+    record = bridge.record("jira", "MKT-7")
+    assert record.status == "submitted" and record.history.count("retry_due>pending") == 1, record.history
+    lines = [r for r in caplog.records if getattr(r, "bridge_event", "") == "retry"]
+    turned_away = [r.getMessage() for r in lines if r.outcome in ("skipped", "waiting")]
+    assert len(turned_away) == copies - 1, turned_away
+    # Each of them raced the claim (lost the ETag, or found it pending): none came after the outcome was written.
+    assert not any("already" in line for line in turned_away), turned_away
 
 
 def test_status_route_shows_attempts_and_next_attempt(bridge):
@@ -239,10 +297,11 @@ def test_status_route_shows_attempts_and_next_attempt(bridge):
 def test_retry_message_carries_only_the_ledger_key_and_the_attempt_token(bridge):
     unavailable(bridge)
     accept(bridge)
-    [message] = bridge.runtime.retry_queue.sent
+    assert bridge.queue_count(bridge.settings["BRIDGE_RETRY_QUEUE"]) == 1
+    message, _ = bridge.next_due("BRIDGE_RETRY_QUEUE")
     token = bridge.record("jira", "MKT-7").attempt_token
     assert len(token) == 12
-    assert json.loads(message[0].encode()) == {"source": "jira", "ticket": "MKT-7", "token": token}
+    assert json.loads(message.content) == {"source": "jira", "ticket": "MKT-7", "token": token}
 
 
 # -- operator replay ---------------------------------------------------------------
@@ -316,21 +375,30 @@ def test_soak_300_approvals_with_transient_failures_and_duplicates(bridge):
     tickets = [f"SOAK-{n}" for n in range(300)]
     sends = tickets + tickets[::10]  # 10% sent twice
     answers: Counter = Counter()
+    wrong: list[tuple[int, dict]] = []  # answers a desk must never get; asserted in the test's own thread
+    failures: list[str] = []
     lock = threading.Lock()
 
     def send(batch):
-        for ticket in batch:
-            status, body = bridge.http("provision", BODY | {"displayName": f"Soak {ticket}",
-                                                            "comment": f"Generated by JIRA Issue {ticket}"})
-            assert status < 500 or body["status"] == "failed", body
-            with lock:
-                answers[body["status"]] += 1
+        try:
+            for ticket in batch:
+                status, body = bridge.http("provision", BODY | {"displayName": f"Soak {ticket}",
+                                                                "comment": f"Generated by JIRA Issue {ticket}"})
+                with lock:
+                    answers[body["status"]] += 1
+                    if status >= 500 and body["status"] != "failed":
+                        wrong.append((status, body))
+        except Exception as exc:
+            failures.append(f"{type(exc).__name__}: {exc}")
 
     threads = [threading.Thread(target=send, args=(sends[i::6],)) for i in range(6)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=600)
+    assert not any(thread.is_alive() for thread in threads)
+    assert failures == [] and wrong == [], (failures, wrong[:3])
+    assert sum(answers.values()) == len(sends)
     drain(bridge)
 
     records = {r.ticket: r for r in bridge.runtime.ledger.by_status(None)}

@@ -342,9 +342,9 @@ def hub(body: bytes, secret: str) -> dict:
 
 
 def test_hub_signature_is_the_hex_hmac_sha256_of_the_raw_body():
-    auth.verify_hub_signature(BODY, hub(BODY, "s3cret"), ["s3cret"])
+    auth.HubSignature(["s3cret"]).verify(BODY, hub(BODY, "s3cret"))
     assert auth.sign_hub(BODY, "s3cret") == hub(BODY, "s3cret")["X-Hub-Signature"]
-    auth.verify_hub_signature(BODY, {"x-hub-signature": auth.sign_hub(BODY, "s3cret")}, ["other", "s3cret"])
+    auth.HubSignature(["other", "s3cret"]).verify(BODY, {"x-hub-signature": auth.sign_hub(BODY, "s3cret")})
 
 
 @pytest.mark.parametrize(
@@ -362,16 +362,16 @@ def test_hub_signature_is_the_hex_hmac_sha256_of_the_raw_body():
 )
 def test_hub_signature_refusals(headers, problem):
     with pytest.raises(SignatureError, match=problem.replace("<", ".").replace(">", ".")):
-        auth.verify_hub_signature(BODY, headers, ["s3cret"])
+        auth.HubSignature(["s3cret"]).verify(BODY, headers)
 
 
 def test_no_configured_secret_accepts_nothing():
     with pytest.raises(SignatureError):
-        auth.verify_hub_signature(BODY, hub(BODY, "s3cret"), [])
+        auth.HubSignature([]).verify(BODY, hub(BODY, "s3cret"))
     with pytest.raises(SignatureError):
-        auth.verify_standard_webhook(BODY, standard_headers(BODY, whsec()), [])
+        auth.StandardWebhook([]).verify(BODY, standard_headers(BODY, whsec()))
     with pytest.raises(SignatureError):
-        auth.verify_point_signature(BODY, {"Signature": auth.sign_point_event(BODY, "k")}, [])
+        auth.PointSignature([]).verify(BODY, {"Signature": auth.sign_point_event(BODY, "k")})
 
 
 def test_every_secret_is_compared_in_constant_time(monkeypatch):
@@ -384,11 +384,11 @@ def test_every_secret_is_compared_in_constant_time(monkeypatch):
         return original(a, b)
 
     monkeypatch.setattr(auth.hmac, "compare_digest", counting)
-    auth.verify_hub_signature(BODY, hub(BODY, "first"), ["first", "second"])
+    auth.HubSignature(["first", "second"]).verify(BODY, hub(BODY, "first"))
     assert len(compared) == 2
     compared.clear()
     signed = {"Signature": auth.sign_point_event(BODY, "first"), "Algorithm": "HMACSHA256"}
-    auth.verify_point_signature(BODY, signed, ["first", "second"])
+    auth.PointSignature(["first", "second"]).verify(BODY, signed)
     assert len(compared) == 2
 
 
@@ -404,7 +404,7 @@ def test_standard_webhook_signing_follows_the_specification():
     headers = auth.sign_standard_webhook(BODY, secret, "msg_abc", now)
     assert headers == {"webhook-id": "msg_abc", "webhook-timestamp": str(now),
                        "webhook-signature": independent_standard_signature(BODY, secret, "msg_abc", now)}
-    assert auth.verify_standard_webhook(BODY, headers, [secret]) == "msg_abc"
+    assert auth.StandardWebhook([secret]).verify(BODY, headers) == "msg_abc"
 
 
 def test_standard_webhook_accepts_any_listed_signature_and_any_listed_secret():
@@ -412,7 +412,7 @@ def test_standard_webhook_accepts_any_listed_signature_and_any_listed_secret():
     good = independent_standard_signature(BODY, secret, "msg_1", now)
     headers = {"webhook-id": "msg_1", "webhook-timestamp": str(now),
                "webhook-signature": f"v1,{base64.b64encode(b'x' * 32).decode()} v0,legacy {good}"}
-    assert auth.verify_standard_webhook(BODY, headers, ["whsec_bm90IHVzZWQ=", secret]) == "msg_1"
+    assert auth.StandardWebhook(["whsec_bm90IHVzZWQ=", secret]).verify(BODY, headers) == "msg_1"
 
 
 @pytest.mark.parametrize(
@@ -436,24 +436,24 @@ def test_standard_webhook_refusals(change, now_offset, problem):
     secret, now = whsec(), int(time.time())
     headers = auth.sign_standard_webhook(BODY, secret, "msg_1", now) | change
     with pytest.raises(SignatureError) as refused:
-        auth.verify_standard_webhook(BODY, headers, [secret], now=now + now_offset)
+        auth.StandardWebhook([secret], now=now + now_offset).verify(BODY, headers)
     assert problem in str(refused.value)
 
 
 def test_standard_webhook_body_that_is_not_utf8_and_secrets_that_are_not_whsec():
     secret, now = whsec(), int(time.time())
     with pytest.raises(SignatureError, match="not UTF-8"):
-        auth.verify_standard_webhook(b"\xff", auth.sign_standard_webhook(b"x", secret, "m", now), [secret])
+        auth.StandardWebhook([secret]).verify(b"\xff", auth.sign_standard_webhook(b"x", secret, "m", now))
     headers = auth.sign_standard_webhook(BODY, secret, "m", now)
     with pytest.raises(SignatureError, match="not whsec_<base64>"):
-        auth.verify_standard_webhook(BODY, headers, ["a"])  # one base64 character decodes to nothing
+        auth.StandardWebhook(["a"]).verify(BODY, headers)  # one base64 character decodes to nothing
 
 
 def test_point_signature_is_base64_hmac_of_the_body_keyed_with_the_key_text():
     key = "webhook key from Point options"
     expected = base64.b64encode(hmac.new(key.encode(), BODY, hashlib.sha256).digest()).decode()
     assert auth.sign_point_event(BODY, key) == expected
-    auth.verify_point_signature(BODY, {"signature": expected, "algorithm": "HMACSHA256"}, ["old", key])
+    auth.PointSignature(["old", key]).verify(BODY, {"signature": expected, "algorithm": "HMACSHA256"})
     for headers, problem in (
         ({}, "missing"),
         ({"Signature": expected, "Algorithm": "MD5"}, "not supported"),
@@ -462,4 +462,4 @@ def test_point_signature_is_base64_hmac_of_the_body_keyed_with_the_key_text():
         ({"Signature": "\u00e9" + expected, "Algorithm": "HMACSHA256"}, "does not match"),
     ):
         with pytest.raises(SignatureError, match=problem):
-            auth.verify_point_signature(BODY, headers, [key])
+            auth.PointSignature([key]).verify(BODY, headers)

@@ -1,7 +1,9 @@
-"""Desk adapters: a desk's payload in, an approval (or a reason to ignore it) out.
+"""The desks: a desk's payload in, an approval (or a reason to ignore it) out.
 
-Each adapter is pure on the way in; writing back to a desk lives beside it
-(`jira.JiraClient`, `servicenow.ServiceNowClient`, `callback.CallbackClient`).
+Reading a payload is pure (``generic``, ``jira``, ``servicenow``: no I/O);
+the desks' APIs are adapters of their own (``jira_client.JiraClient``,
+``servicenow_client.ServiceNowClient``, ``callback.CallbackClient``), built
+by the runtime.
 
 Every write-back step carries a marker (:func:`step_marker`) that the desk
 keeps with what was written: a Jira comment property or issue property, a

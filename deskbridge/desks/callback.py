@@ -10,14 +10,9 @@ from __future__ import annotations
 
 import requests
 
+from deskbridge.errors import CallbackError, transient_status
 
-class CallbackError(Exception):
-    """The callback was not accepted. ``transient``: try again later."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-        self.transient = status in (0, 408, 429) or status >= 500
+__all__ = ["CallbackClient", "CallbackError"]
 
 
 class CallbackClient:
@@ -31,6 +26,7 @@ class CallbackClient:
                 url, data=data, headers=headers, timeout=self._timeout, allow_redirects=False
             )
         except requests.RequestException as exc:
-            raise CallbackError(f"callback unreachable: {type(exc).__name__}", 0) from None
-        if not 200 <= response.status_code < 300:
-            raise CallbackError(f"callback answered {response.status_code}", response.status_code)
+            raise CallbackError(f"callback unreachable: {type(exc).__name__}", transient=True) from None
+        status = response.status_code
+        if not 200 <= status < 300:
+            raise CallbackError(f"callback answered {status}", transient=transient_status(status), http_status=status)

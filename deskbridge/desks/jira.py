@@ -6,20 +6,17 @@ function's "Trigger a webhook" (a top-level ``transition`` object, no
 (Jira format ``{"issue": {...}}`` and Automation format, the issue at the
 top level). Only a transition to the approved status is an approval; a preflight
 (``?validate=true``) maps any issue as if it were one.
-Outbound: user e-mail lookup, comments and transitions.
+No I/O here: looking up e-mails and writing back is deskbridge.desks.jira_client.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-
-from deskbridge.desks import MARKER_PROPERTY, Approval, Ignored, MissingEmail, TicketRef, marker_line
+from deskbridge.desks import Approval, Ignored, MissingEmail, TicketRef
 from deskbridge.model import FieldError, InvalidRequest, check_ticket, parse_bool
 
 
@@ -224,178 +221,3 @@ def _map(issue: dict[str, Any], key: str, fields: JiraFields) -> Approval:
     if errors:
         approval.problems.append(InvalidRequest(errors))
     return approval
-
-
-class JiraError(Exception):
-    """Jira answered with an error or could not be reached (``detail``: Jira's own errorMessages, if any)."""
-
-    def __init__(self, message: str, status: int | None = None, transient: bool = True, detail: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.transient = transient
-        self.detail = detail
-
-
-def _error_detail(response: requests.Response) -> str:
-    """Jira's errorMessages/errors, shortened; never the request."""
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
-    if not isinstance(body, Mapping):
-        return ""
-    messages = [str(m) for m in body.get("errorMessages") or [] if m]
-    errors = body.get("errors")
-    if isinstance(errors, Mapping):
-        messages += [f"{k}: {v}" for k, v in errors.items()]
-    return "; ".join(messages)[:300]
-
-
-def _objects(value: Any) -> list[Mapping[str, Any]]:
-    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
-
-
-# Jira permission keys and the names Jira shows for them.
-PERMISSION_NAMES = {
-    "BROWSE_PROJECTS": "Browse projects",
-    "USER_PICKER": "Browse users and groups (global)",
-    "ADD_COMMENTS": "Add comments",
-    "SERVICEDESK_AGENT": "Jira Service Management agent (Service project agent)",
-    "TRANSITION_ISSUES": "Transition issues",
-}
-
-
-class JiraClient:
-    """Jira REST, with basic auth (account e-mail and API token)."""
-
-    def __init__(
-        self,
-        base_url: str,
-        email: str,
-        api_token: str,
-        session: requests.Session | None = None,
-        timeout: tuple[float, float] = (3.05, 10.0),
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._auth = (email, api_token)
-        self._session = session or requests.Session()
-        self._timeout = timeout
-
-    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        try:
-            response = self._session.request(
-                method,
-                self.base_url + path,
-                auth=self._auth,
-                timeout=self._timeout,
-                headers={"Accept": "application/json"},
-                **kwargs,
-            )
-        except requests.RequestException as exc:
-            raise JiraError(f"Jira unreachable: {type(exc).__name__}") from None
-        if response.status_code >= 400:
-            transient = response.status_code in (408, 409, 425, 429) or response.status_code >= 500
-            raise JiraError(
-                f"Jira answered {response.status_code} to {method} {path.split('?')[0]}",
-                response.status_code,
-                transient,
-                _error_detail(response),
-            )
-        return response
-
-    # -- what doctor asks ---------------------------------------------------
-    def myself(self) -> dict[str, Any]:
-        """The account the API token belongs to."""
-        user = self._call("GET", "/rest/api/3/myself").json()
-        return user if isinstance(user, dict) else {}
-
-    def my_permissions(self, project_key: str, keys: list[str]) -> dict[str, bool]:
-        """Whether the account holds each permission in the project (global ones regardless of it)."""
-        params = {"projectKey": project_key, "permissions": ",".join(keys)}
-        listed = self._call("GET", "/rest/api/3/mypermissions", params=params).json()
-        granted = listed.get("permissions", {}) if isinstance(listed, Mapping) else {}
-        return {key: bool(isinstance(granted.get(key), Mapping) and granted[key].get("havePermission")) for key in keys}
-
-    def workflow_transitions(self, project_key: str, max_pages: int = 20) -> dict[str, set[str]]:
-        """Transition names of each active classic workflow the project uses (needs Administer Jira)."""
-        found: dict[str, set[str]] = {}
-        start = 0
-        for _ in range(max_pages):
-            params = {"expand": "transitions,projects", "isActive": "true", "startAt": start, "maxResults": 50}
-            page = self._call("GET", "/rest/api/3/workflow/search", params=params).json()
-            values = page.get("values", []) if isinstance(page, Mapping) else []
-            for workflow in (w for w in values if isinstance(w, Mapping)):
-                if project_key.upper() in {str(p.get("key", "")).upper() for p in _objects(workflow.get("projects"))}:
-                    name = str((workflow.get("id") or {}).get("name") or "?")
-                    found[name] = {str(t.get("name", "")) for t in _objects(workflow.get("transitions"))}
-            start += len(values)
-            if not values or page.get("isLast", True):
-                break
-        return found
-
-    def email_of(self, account_id: str) -> str | None:
-        """The user's e-mail address, when their profile visibility allows it."""
-        try:
-            user = self._call("GET", "/rest/api/3/user", params={"accountId": account_id}).json()
-        except JiraError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        email = user.get("emailAddress") if isinstance(user, dict) else None
-        return email.strip() if isinstance(email, str) and email.strip() else None
-
-    def comment(self, issue_key: str, text: str, internal: bool, marker: str = "") -> None:
-        """Add the outcome to the issue. The marker goes into a comment property (plain comments) or,
-        since Service Management's comment API takes no properties, into a last line of the note."""
-        if internal:
-            body = f"{text}\n\n{marker_line(marker)}" if marker else text
-            path = f"/rest/servicedeskapi/request/{issue_key}/comment"
-            self._call("POST", path, json={"body": body, "public": False})
-            return
-        sent: dict[str, Any] = {"body": text}
-        if marker:
-            sent["properties"] = [{"key": MARKER_PROPERTY, "value": {"marker": marker}}]
-        self._call("POST", f"/rest/api/2/issue/{issue_key}/comment", json=sent)
-
-    def has_comment(self, issue_key: str, marker: str, newest: int = 100) -> bool:
-        """Whether one of the issue's newest comments carries the marker (property or note line)."""
-        listed = self._call(
-            "GET",
-            f"/rest/api/2/issue/{issue_key}/comment",
-            params={"expand": "properties", "orderBy": "-created", "maxResults": str(newest)},
-        ).json()
-        comments = listed.get("comments", []) if isinstance(listed, Mapping) else []
-        for comment in comments if isinstance(comments, list) else []:
-            if not isinstance(comment, Mapping):
-                continue
-            for prop in comment.get("properties") or []:
-                value = prop.get("value") if isinstance(prop, Mapping) else None
-                if prop.get("key") == MARKER_PROPERTY and isinstance(value, Mapping) and value.get("marker") == marker:
-                    return True
-            body = comment.get("body")
-            if isinstance(body, str) and marker in body:
-                return True
-        return False
-
-    def transition(self, issue_key: str, name: str, marker: str = "") -> bool:
-        """Apply the transition with this name, if the workflow offers it now. The marker is set as an
-        issue property in the same request, so the transition and its marker happen together."""
-        listed = self._call("GET", f"/rest/api/3/issue/{issue_key}/transitions").json()
-        for transition in listed.get("transitions", []) if isinstance(listed, Mapping) else []:
-            if str(transition.get("name", "")).casefold() == name.casefold():
-                sent: dict[str, Any] = {"transition": {"id": str(transition["id"])}}
-                if marker:
-                    sent["properties"] = [{"key": f"{MARKER_PROPERTY}.{marker}", "value": {"transition": name}}]
-                self._call("POST", f"/rest/api/3/issue/{issue_key}/transitions", json=sent)
-                return True
-        return False
-
-    def has_transitioned(self, issue_key: str, marker: str) -> bool:
-        """Whether the transition carrying this marker was applied (its issue property exists)."""
-        try:
-            self._call("GET", f"/rest/api/3/issue/{issue_key}/properties/{MARKER_PROPERTY}.{marker}")
-        except JiraError as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True

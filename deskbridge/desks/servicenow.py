@@ -1,4 +1,4 @@
-"""ServiceNow: the body the bridge's own Run Script sends, and write-back.
+"""ServiceNow: the body the bridge's own Run Script sends (write-back is deskbridge.desks.servicenow_client).
 
 Inbound body::
 
@@ -13,8 +13,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
-
-import requests
 
 from deskbridge.desks import Approval, TicketRef
 from deskbridge.model import FieldError, InvalidRequest, check_ticket
@@ -96,112 +94,3 @@ def parse(payload: Any, variables: CatalogVariables) -> Approval:
             draft[role] = given[name]
     reply_to = {"sysId": sys_id} if sys_id else {}
     return Approval(TicketRef("servicenow", number), draft, reply_to, problems=problems)
-
-
-class ServiceNowError(Exception):
-    """ServiceNow answered with an error or could not be reached (``detail``: its error message and detail)."""
-
-    def __init__(self, message: str, status: int | None = None, transient: bool = True, detail: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.transient = transient
-        self.detail = detail
-
-
-def _error_detail(response: requests.Response) -> str:
-    """ServiceNow's {"error": {"message", "detail"}}, shortened."""
-    try:
-        error = response.json().get("error")
-    except (ValueError, AttributeError):
-        return ""
-    if not isinstance(error, dict):
-        return ""
-    return ": ".join(str(error[k]) for k in ("message", "detail") if error.get(k))[:300]
-
-
-class ServiceNowClient:
-    """Table API write-back, with basic auth or an OAuth bearer token."""
-
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        username: str = "",
-        password: str = "",
-        token: str = "",
-        session: requests.Session | None = None,
-        timeout: tuple[float, float] = (3.05, 10.0),
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._session = session or requests.Session()
-        self._timeout = timeout
-        self._headers = {"Accept": "application/json"}
-        self._auth: tuple[str, str] | None = None
-        if token:
-            self._headers["Authorization"] = f"Bearer {token}"
-        else:
-            self._auth = (username, password)
-
-    def first_item(self) -> dict[str, Any] | None:
-        """One requested item the user can read (doctor's probe), or None when none is visible."""
-        path = "/api/now/table/sc_req_item"
-        params = {"sysparm_limit": "1", "sysparm_fields": "sys_id,number"}
-        try:
-            response = self._session.get(
-                self.base_url + path, params=params, headers=self._headers, auth=self._auth, timeout=self._timeout
-            )
-        except requests.RequestException as exc:
-            raise ServiceNowError(f"ServiceNow unreachable: {type(exc).__name__}") from None
-        if response.status_code >= 400:
-            raise ServiceNowError(
-                f"ServiceNow answered {response.status_code} to GET sc_req_item",
-                response.status_code,
-                response.status_code in (408, 429) or response.status_code >= 500,
-                _error_detail(response),
-            )
-        try:
-            result = response.json().get("result")
-        except (ValueError, AttributeError):
-            raise ServiceNowError("ServiceNow answered GET sc_req_item with something other than JSON") from None
-        return result[0] if isinstance(result, list) and result and isinstance(result[0], dict) else None
-
-    def update_item(self, sys_id: str, fields: dict[str, str]) -> None:
-        path = f"/api/now/table/sc_req_item/{sys_id}"
-        try:
-            response = self._session.patch(
-                self.base_url + path, json=fields, headers=self._headers, auth=self._auth, timeout=self._timeout
-            )
-        except requests.RequestException as exc:
-            raise ServiceNowError(f"ServiceNow unreachable: {type(exc).__name__}") from None
-        if response.status_code >= 400:
-            transient = response.status_code in (408, 429) or response.status_code >= 500
-            raise ServiceNowError(
-                f"ServiceNow answered {response.status_code} to PATCH sc_req_item",
-                response.status_code,
-                transient,
-                _error_detail(response),
-            )
-
-    def has_work_note(self, sys_id: str, marker: str) -> bool:
-        """Whether a work note on the item carries the marker (its journal, read through the Table API)."""
-        query = f"element_id={sys_id}^name=sc_req_item^element=work_notes^valueLIKE{marker}"
-        try:
-            response = self._session.get(
-                self.base_url + "/api/now/table/sys_journal_field",
-                params={"sysparm_query": query, "sysparm_fields": "sys_id", "sysparm_limit": "1"},
-                headers=self._headers,
-                auth=self._auth,
-                timeout=self._timeout,
-            )
-        except requests.RequestException as exc:
-            raise ServiceNowError(f"ServiceNow unreachable: {type(exc).__name__}") from None
-        if response.status_code >= 400:
-            transient = response.status_code in (408, 429) or response.status_code >= 500
-            raise ServiceNowError(
-                f"ServiceNow answered {response.status_code} to GET sys_journal_field", response.status_code, transient
-            )
-        try:
-            found = response.json().get("result")
-        except (ValueError, AttributeError):
-            raise ServiceNowError("ServiceNow answered GET sys_journal_field with no JSON result", 200) from None
-        return isinstance(found, list) and len(found) > 0

@@ -1,4 +1,4 @@
-"""``python -m deskbridge demo``: a Jira and a ServiceNow approval, end to end, in one process.
+"""``python -m deskbridge demo`` (or ``python -m devtools.demo``): a Jira and a ServiceNow approval, end to end.
 
 Nothing leaves this machine. The demo starts the local stand-ins from
 ``devtools`` (Entra ID, Key Vault, the Syskit Point simulator, Jira,
@@ -16,6 +16,10 @@ them, and then plays both desks:
 Every step is printed as it happens (``--json``: all steps at the end).
 It needs what ``scripts/bootstrap`` installs (.venv and node_modules), and
 neither Azure nor Azure Functions Core Tools.
+
+It lives in devtools/, outside the deployment (it imports the function app
+and the stand-ins); the CLI offers the ``demo`` command where this module is
+present (deskbridge.cli.WHEN_PRESENT) and imports it only when it is chosen.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import base64
 import json
 import os
 import secrets
+import sys
 import tempfile
 import threading
 import time
@@ -34,9 +39,15 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from deskbridge import cli
 from deskbridge.cli import Failure, command
+
+if TYPE_CHECKING:
+    from azure.storage.queue import QueueClient
+
+    from deskbridge.runtime import Runtime
 
 EVENTS_URL = "http://localhost:7071/api/point/events"  # where func start would take them; the demo has no listener
 DEMO_ISSUE_KEY = "HR-42"
@@ -249,6 +260,7 @@ def run(steps: Steps, timeout: float) -> dict[str, Any]:
         stack.jira.add_user(HIDDEN_OWNER, "Hidden Harry", "harry@contoso.com")
         with process_environment(stack.process_environment):
             runtime = runtimes.reset(demo_settings(stack))
+            runtime.ensure_storage()  # what the infra templates do in Azure
             try:
                 return _play(stack, runtime, steps, jira_secret, signing_secret, timeout)
             finally:
@@ -256,7 +268,7 @@ def run(steps: Steps, timeout: float) -> dict[str, Any]:
                 runtimes.reset({})
 
 
-def _play(stack: Any, runtime: Any, steps: Steps, jira_secret: str, signing_secret: str,
+def _play(stack: Any, runtime: Runtime, steps: Steps, jira_secret: str, signing_secret: str,
           timeout: float) -> dict[str, Any]:
     from deskbridge.auth import sign_hub
 
@@ -342,12 +354,22 @@ def _deliver_in_process(steps: Steps) -> Callable[[str, bytes, dict[str, str]], 
     return deliver
 
 
-def _drain_until_written(stack: Any, runtime: Any, steps: Steps, tickets: list[tuple[str, str]],
+def queue_client(runtime: Runtime, name: str) -> QueueClient:
+    """A client of one of the bridge's queues, as the Functions host reads it (base64 text)."""
+    from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+
+    return QueueClient.from_connection_string(
+        runtime.settings.storage_connection_string, name,
+        message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy())
+
+
+def _drain_until_written(stack: Any, runtime: Runtime, steps: Steps, tickets: list[tuple[str, str]],
                          timeout: float) -> None:
     """Feed the retry and desk-update queues to their functions until each outcome is written back."""
     from deskbridge.model import Status
 
-    queues = [(runtime.retry_queue._queue, "retry"), (runtime.desk_queue._queue, "desk_update")]
+    s = runtime.settings
+    queues = [(queue_client(runtime, s.retry_queue), "retry"), (queue_client(runtime, s.desk_queue), "desk_update")]
     seen = {"jira": 0, "transitions": 0, "servicenow": 0}
     deadline = time.monotonic() + timeout
     while True:
@@ -389,8 +411,7 @@ def _report_desk_writes(stack: Any, steps: Steps, seen: dict[str, int]) -> None:
 # -- the command ------------------------------------------------------------------------
 
 
-@command("demo", "run a Jira and a ServiceNow approval end to end on this machine (no Azure, no Core Tools)",
-         settings=False)
+@command("demo", cli.WHEN_PRESENT["demo"][1], settings=False)
 def _demo_setup(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=20.0,
                         help="seconds to wait for Syskit Point's events and the ticket updates (default 20)")
@@ -418,3 +439,7 @@ def _demo(args: argparse.Namespace) -> int:
               "requests in test.http;\nsee docs/jira.md and docs/servicenow.md to connect a real desk, "
               "and python -m deskbridge doctor to check a configuration.")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.main(["demo", *sys.argv[1:]]))
