@@ -63,7 +63,8 @@ _SCHEMA_KEYS = (
 _PARAMETER_KEYS = ("type", "format", "enum", "pattern", "minLength", "maxLength", "minimum", "maximum", "default")
 
 
-def _resolve(spec: dict[str, Any], node: Any) -> Any:
+def resolve(spec: dict[str, Any], node: Any) -> Any:
+    """The node a local ``$ref`` (``#/components/...``) points at, following chains of them."""
     while isinstance(node, dict) and "$ref" in node:
         target: Any = spec
         for part in node["$ref"].removeprefix("#/").split("/"):
@@ -87,12 +88,12 @@ def convert_schema(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, An
     if "allOf" in schema:
         merged: dict[str, Any] = {}
         for part in schema["allOf"]:
-            part = _resolve(spec, part)
+            part = resolve(spec, part)
             for key, value in part.items():
                 if key == "properties":
                     properties = merged.setdefault("properties", {})
                     for name, prop in value.items():
-                        base = _resolve(spec, properties.get(name, {}))
+                        base = resolve(spec, properties.get(name, {}))
                         properties[name] = {**base, **prop}
                 else:
                     merged.setdefault(key, copy.deepcopy(value))
@@ -147,7 +148,7 @@ def _operation(spec: dict[str, Any], operation_id: str) -> tuple[str, str, dict[
 
 
 def _parameter(spec: dict[str, Any], parameter: dict[str, Any]) -> dict[str, Any]:
-    parameter = _resolve(spec, parameter)
+    parameter = resolve(spec, parameter)
     schema = convert_schema(spec, parameter["schema"])
     out = {"name": parameter["name"], "in": parameter["in"], "required": parameter.get("required", False)}
     out.update({k: schema[k] for k in _PARAMETER_KEYS if k in schema})
@@ -168,7 +169,7 @@ def build(spec: dict[str, Any]) -> dict[str, Any]:
         parameters = [
             _parameter(spec, p)
             for p in operation.get("parameters", [])
-            if _resolve(spec, p)["name"] not in OMITTED_PARAMETERS | FIXED_QUERY
+            if resolve(spec, p)["name"] not in OMITTED_PARAMETERS | FIXED_QUERY
         ]
         body = operation.get("requestBody")
         if body:
@@ -185,7 +186,7 @@ def build(spec: dict[str, Any]) -> dict[str, Any]:
             )
         responses = {}
         for code, response in operation["responses"].items():
-            response = _resolve(spec, response)
+            response = resolve(spec, response)
             converted: dict[str, Any] = {"description": response["description"]}
             content = response.get("content", {}).get("application/json")
             if content:

@@ -46,13 +46,7 @@ def openapi_operation(operation_id: str) -> tuple[str, str, dict[str, Any]]:
     raise AssertionError(f"openapi.json has no {operation_id}")
 
 
-def resolve(document: dict[str, Any], node: Any) -> Any:
-    while isinstance(node, dict) and "$ref" in node:
-        target: Any = document
-        for part in node["$ref"].removeprefix("#/").split("/"):
-            target = target[part]
-        node = target
-    return node
+resolve = connector.resolve
 
 
 # == the files as tools read them ===================================================

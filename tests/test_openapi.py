@@ -21,6 +21,7 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_spec
 
 from deskbridge.model import Status
+from devtools import connector
 
 SPEC_FILE = ROOT / "openapi.json"
 SPEC = json.loads(SPEC_FILE.read_text())
@@ -39,12 +40,7 @@ def operations(spec: dict[str, Any] = SPEC):
 
 
 def resolve(node: Any, spec: dict[str, Any] = SPEC) -> Any:
-    while isinstance(node, dict) and "$ref" in node:
-        target: Any = spec
-        for part in node["$ref"].removeprefix("#/").split("/"):
-            target = target[part]
-        node = target
-    return node
+    return connector.resolve(spec, node)
 
 
 def parameters(operation: dict[str, Any]) -> list[dict[str, Any]]:
