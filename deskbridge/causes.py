@@ -241,7 +241,9 @@ _HOST_PORT = re.compile(r"host='([^']+)', port=(\d+)")
 
 def _address(chain: list[BaseException], url: str) -> tuple[str, int | None]:
     for item in chain:
-        for holder in (getattr(item, "conn", None), getattr(item, "pool", None)):
+        # ``pool`` is read from the instance only: on urllib3 2's NewConnectionError it is a
+        # deprecated property that warns, and ``conn`` already names the same host there.
+        for holder in (getattr(item, "conn", None), getattr(item, "__dict__", {}).get("pool")):
             host, port = getattr(holder, "host", None), getattr(holder, "port", None)
             if host:
                 return str(host), int(port) if port else None
