@@ -24,14 +24,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from deskbridge import attempt, jsonbody, telemetry
-from deskbridge.answers import REFUSALS, Answer, answer, record_answer, refusal, storage_refusal
+from deskbridge.answers import REFUSALS, Answer, answer, record_answer, refusal, storage_answer, storage_refusal
 from deskbridge.auth import HubSignature, StandardWebhook, has_header
 from deskbridge.desks import Approval, Ignored, TicketRef
-from deskbridge.errors import JiraError
+from deskbridge.errors import JiraError, StorageError
 from deskbridge.executor import Change
 from deskbridge.ledger import LedgerRecord, StaleRecord, iso
 from deskbridge.lifecycle import NEW, Event
-from deskbridge.model import FieldError, InvalidRequest, ProvisioningRequest, Status, validate
+from deskbridge.model import FieldError, InvalidRequest, ProvisioningRequest, Status, check_ticket, validate
 from deskbridge.runtime import Runtime
 from deskbridge.settings import STORAGE_NOT_SET, ConfigurationError, Settings, check_all
 
@@ -106,11 +106,19 @@ def accept(
 
 
 def status(runtime: Runtime, source: str, ticket: str) -> Answer:
-    """The status route: the ledger record, without addresses or the body."""
+    """The status route: the ledger record, without addresses or the body.
+
+    A source or ticket id that could never have been recorded is a 400 naming it (the Table service
+    would refuse such a key); storage that fails is a 503, as on the approval routes."""
+    wrong = check_ticket(source, ticket)
+    if wrong:
+        return answer("unknown", 400, TicketRef(source, ticket), wrong)
     try:
-        record = runtime.ledger.get(source, ticket) if source and ticket else None
+        record = runtime.ledger.get(source, ticket)
     except ConfigurationError as exc:
         return answer(Status.FAILED, 503, errors=[FieldError(exc.setting, f"setting {exc.problem}")])
+    except StorageError as exc:
+        return storage_answer(exc)
     if record is None:
         return answer(
             "unknown",

@@ -1,8 +1,10 @@
 """Approval callbacks through the registered functions, against the loopback stand-ins and Azurite."""
 
 import json
+import re
 import threading
 
+import pytest
 from conftest import fixture
 
 from devtools.stack import BRIDGE_APP_ID, POINT_API_APP_ID, SAMPLE_JIRA_FIELDS
@@ -221,6 +223,22 @@ def test_status_route(bridge):
     assert "olga.owner@contoso.com" not in json.dumps(body)
     status, body = bridge.status("servicenow", "RITM404")
     assert status == 404 and body["errors"][0]["field"] == "ticket"
+
+
+@pytest.mark.parametrize(
+    ("source", "ticket", "field"),
+    [("jira", "MKT#7", "ticket.id"), ("jira", "MKT?7", "ticket.id"), ("jira", "x" * 129, "ticket.id"),
+     ("Jira", "MKT-7", "ticket.source"), ("jira", " MKT-7", "ticket.id")],
+)
+def test_status_of_a_ticket_that_could_never_be_recorded_is_a_400_naming_it(bridge, source, ticket, field):
+    # Storage is pointed at a closed port: the answer must come before any storage call.
+    closed = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:9", bridge.settings["AzureWebJobsStorage"])
+    bridge.configure(AzureWebJobsStorage=closed)
+    status, body = bridge.status(source, ticket)
+    assert status == 400 and [e["field"] for e in body["errors"]] == [field], body
+    if field == "ticket.source":  # and a ticket that could be recorded does reach the (closed) storage
+        status, body = bridge.status("jira", "MKT-7")
+        assert status == 503 and [e["field"] for e in body["errors"]] == ["storage"], body
 
 
 def test_health_is_anonymous_and_reveals_nothing(bridge):
