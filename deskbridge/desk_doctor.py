@@ -12,6 +12,7 @@ Each check only reads.
 
 from __future__ import annotations
 
+from deskbridge.causes import in_full
 from deskbridge.checks import Context, Result, check
 from deskbridge.desks.jira_client import PERMISSION_NAMES, JiraClient
 from deskbridge.desks.servicenow_client import ServiceNowClient
@@ -79,6 +80,8 @@ def check_jira(ctx: Context) -> Result:
         if exc.http_status == 403:
             return Result.fail(f"Jira refused {email} (403): {exc.detail or 'no access to this site'}",
                                "give the account a Jira product licence on this site (admin.atlassian.com)")
+        if exc.unreachable is not None:  # no answer: say why (refused, DNS, certificate, timeout), address included
+            return Result.fail(in_full(str(exc), exc.unreachable), exc.unreachable.hint)
         if exc.http_status in (None, 404):
             return Result.fail(str(exc), f"check JIRA_URL ({url}): the site's base URL, e.g. "
                                          "https://contoso.atlassian.net, reachable from this machine")
@@ -187,6 +190,8 @@ def check_servicenow(ctx: Context) -> Result:
         if exc.http_status == 403:
             return Result.fail(f"ServiceNow let {user} in but an ACL denied reading sc_req_item (403{detail})",
                                f"give {user} {roles}")
+        if exc.unreachable is not None:
+            return Result.fail(in_full(str(exc), exc.unreachable), exc.unreachable.hint)
         if exc.http_status is None or exc.http_status == 404:
             return Result.fail(f"{exc}{detail}", f"check SERVICENOW_URL ({url}): https://<instance>.service-now.com")
         return Result.fail(f"{exc}{detail}", "try again; the instance may be hibernating or upgrading")

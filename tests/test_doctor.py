@@ -292,3 +292,13 @@ def test_desks_not_configured_are_skipped(bridge):
     desks = desk_outcomes(bridge)
     assert {o.state for o in desks.values()} == {"skip"}
     assert bridge.stack.jira.calls == [] and bridge.stack.servicenow.calls == []
+
+
+def test_desks_that_cannot_be_reached_say_why_and_where(bridge):
+    bridge.configure(JIRA_URL="https://127.0.0.1:9", SERVICENOW_URL="https://127.0.0.1:9")  # nothing listens there
+    desks = desk_outcomes(bridge)
+    for name in ("jira", "servicenow"):
+        assert desks[name].state == "fail"
+        assert "nothing listens on 127.0.0.1:9 (connection refused)" in desks[name].message, desks[name].message
+        assert "ConnectionError" not in desks[name].message
+    assert "JIRA_URL" in desks["jira"].hint and "SERVICENOW_URL" in desks["servicenow"].hint

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import requests
 
+from deskbridge.causes import diagnose
 from deskbridge.errors import CallbackError, transient_status
 
 __all__ = ["CallbackClient", "CallbackError"]
@@ -26,7 +27,9 @@ class CallbackClient:
                 url, data=data, headers=headers, timeout=self._timeout, allow_redirects=False
             )
         except requests.RequestException as exc:
-            raise CallbackError(f"callback unreachable: {type(exc).__name__}", transient=True) from None
+            cause = diagnose(exc, service="the desk's callback", url=url)
+            reason = cause.brief if cause else type(exc).__name__
+            raise CallbackError(f"callback unreachable: {reason}", transient=True, unreachable=cause) from None
         status = response.status_code
         if not 200 <= status < 300:
             raise CallbackError(f"callback answered {status}", transient=transient_status(status), http_status=status)

@@ -14,6 +14,7 @@ from typing import Any
 
 import requests
 
+from deskbridge.causes import diagnose
 from deskbridge.desks import MARKER_PROPERTY, marker_line
 from deskbridge.errors import JiraError, transient_status
 
@@ -76,7 +77,9 @@ class JiraClient:
                 **kwargs,
             )
         except requests.RequestException as exc:
-            raise JiraError(f"Jira unreachable: {type(exc).__name__}", transient=True) from None
+            cause = diagnose(exc, service="Jira", url=self.base_url, setting="JIRA_URL")
+            reason = cause.brief if cause else type(exc).__name__
+            raise JiraError(f"Jira unreachable: {reason}", transient=True, unreachable=cause) from None
         if response.status_code >= 400:
             status = response.status_code
             raise JiraError(

@@ -12,6 +12,7 @@ from typing import Any
 
 import requests
 
+from deskbridge.causes import diagnose
 from deskbridge.errors import ServiceNowError, transient_status
 
 __all__ = ["ServiceNowClient", "ServiceNowError"]
@@ -57,7 +58,9 @@ class ServiceNowClient:
                 method, self.base_url + path, headers=self._headers, auth=self._auth, timeout=self._timeout, **kwargs
             )
         except requests.RequestException as exc:
-            raise ServiceNowError(f"ServiceNow unreachable: {type(exc).__name__}", transient=True) from None
+            cause = diagnose(exc, service="ServiceNow", url=self.base_url, setting="SERVICENOW_URL")
+            reason = cause.brief if cause else type(exc).__name__
+            raise ServiceNowError(f"ServiceNow unreachable: {reason}", transient=True, unreachable=cause) from None
         if response.status_code >= 400:
             status = response.status_code
             raise ServiceNowError(
