@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -372,45 +372,62 @@ def _duplicate(runtime: Runtime, record: LedgerRecord) -> Answer:
     return result
 
 
-def _approval(
-    runtime: Runtime, route: str, payload: Any, headers: Mapping[str, str], *, preflight: bool = False
+def _jira_approval(s: Settings, payload: Any, headers: Mapping[str, str], preflight: bool) -> Approval | Ignored:
+    from deskbridge.desks.jira import JiraFields, parse
+
+    return parse(
+        payload,
+        JiraFields(
+            approved_status=s.jira_approved_status,
+            display_name=s.raw("JIRA_FIELD_DISPLAY_NAME"),
+            description=s.raw("JIRA_FIELD_DESCRIPTION"),
+            owners=s.raw("JIRA_FIELD_OWNERS"),
+            members=s.raw("JIRA_FIELD_MEMBERS"),
+            workspace_type=s.raw("JIRA_FIELD_WORKSPACE_TYPE"),
+            privacy=s.raw("JIRA_FIELD_PRIVACY"),
+            template=s.raw("JIRA_FIELD_TEMPLATE"),
+            post_function_match=s.jira_post_function_match,
+        ),
+        preflight=preflight,
+    )
+
+
+def _servicenow_approval(
+    s: Settings, payload: Any, headers: Mapping[str, str], preflight: bool
 ) -> Approval | Ignored:
-    s = runtime.settings
-    if route == "jira":
-        from deskbridge.desks.jira import JiraFields, parse
+    from deskbridge.desks.servicenow import CatalogVariables, parse
 
-        return parse(
-            payload,
-            JiraFields(
-                approved_status=s.jira_approved_status,
-                display_name=s.raw("JIRA_FIELD_DISPLAY_NAME"),
-                description=s.raw("JIRA_FIELD_DESCRIPTION"),
-                owners=s.raw("JIRA_FIELD_OWNERS"),
-                members=s.raw("JIRA_FIELD_MEMBERS"),
-                workspace_type=s.raw("JIRA_FIELD_WORKSPACE_TYPE"),
-                privacy=s.raw("JIRA_FIELD_PRIVACY"),
-                template=s.raw("JIRA_FIELD_TEMPLATE"),
-                post_function_match=s.jira_post_function_match,
-            ),
-            preflight=preflight,
-        )
-    if route == "servicenow":
-        from deskbridge.desks.servicenow import CatalogVariables, parse
+    return parse(
+        payload,
+        CatalogVariables(
+            display_name=s.raw("SERVICENOW_VARIABLE_DISPLAY_NAME"),
+            description=s.raw("SERVICENOW_VARIABLE_DESCRIPTION"),
+            workspace_type=s.raw("SERVICENOW_VARIABLE_WORKSPACE_TYPE"),
+            privacy=s.raw("SERVICENOW_VARIABLE_PRIVACY"),
+            template=s.raw("SERVICENOW_VARIABLE_TEMPLATE"),
+        ),
+    )
 
-        return parse(
-            payload,
-            CatalogVariables(
-                display_name=s.raw("SERVICENOW_VARIABLE_DISPLAY_NAME"),
-                description=s.raw("SERVICENOW_VARIABLE_DESCRIPTION"),
-                workspace_type=s.raw("SERVICENOW_VARIABLE_WORKSPACE_TYPE"),
-                privacy=s.raw("SERVICENOW_VARIABLE_PRIVACY"),
-                template=s.raw("SERVICENOW_VARIABLE_TEMPLATE"),
-            ),
-        )
+
+def _generic_approval(s: Settings, payload: Any, headers: Mapping[str, str], preflight: bool) -> Approval | Ignored:
     from deskbridge.desks.generic import parse
 
     key = next((v for k, v in headers.items() if k.lower() == "idempotency-key"), None)
     return parse(payload, key)
+
+
+# The payload parser of each approval route (deskbridge.desks), with the settings that name its fields.
+PARSERS: dict[str, Callable[[Settings, Any, Mapping[str, str], bool], Approval | Ignored]] = {
+    "jira": _jira_approval,
+    "servicenow": _servicenow_approval,
+    "provision": _generic_approval,
+}
+
+
+def _approval(
+    runtime: Runtime, route: str, payload: Any, headers: Mapping[str, str], *, preflight: bool = False
+) -> Approval | Ignored:
+    return PARSERS[route](runtime.settings, payload, headers, preflight)
 
 
 def _resolve_emails(runtime: Runtime, approval: Approval) -> list[InvalidRequest]:

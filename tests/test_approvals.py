@@ -264,3 +264,14 @@ def test_one_structured_log_line_per_callback(bridge, caplog):
     assert (line.source, line.ticket, line.outcome, line.point_status) == ("jira", "MKT-7", "submitted", 200)
     assert line.duration_ms > 0
     assert "olga.owner@contoso.com" not in line.getMessage()
+
+
+def test_every_approval_route_has_one_signature_scheme_and_one_parser():
+    from pathlib import Path
+
+    from deskbridge import intake
+
+    table = Path(__file__).resolve().parent.parent.joinpath("function_app.py").read_text(encoding="utf-8")
+    routes = set(re.findall(r'handlers\.approval\("([a-z]+)"', table))
+    assert routes == {"provision", "jira", "servicenow"}
+    assert set(intake.SCHEMES) == set(intake.PARSERS) == routes
