@@ -17,9 +17,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from deskbridge import jsonbody, telemetry
-from deskbridge.answers import REFUSALS, Answer, answer, refusal
+from deskbridge.answers import REFUSALS, Answer, answer, refusal, storage_answer
 from deskbridge.auth import PointSignature
 from deskbridge.desks import TicketRef
+from deskbridge.errors import StorageError
 from deskbridge.executor import Change, in_ledger
 from deskbridge.ledger import LedgerRecord
 from deskbridge.lifecycle import Event, allowed
@@ -42,6 +43,8 @@ def handle_point_event(runtime: Runtime, body: bytes, headers: Mapping[str, str]
         result = _handle(runtime, body, headers)
     except REFUSALS as exc:
         result = refusal(exc, signature_field="Signature")
+    except StorageError as exc:  # Syskit Point sends the event again later; its delivery id was released
+        result = storage_answer(exc)
     ticket = result.body.get("ticket") or {}
     log.info(
         "point_event %s %s",

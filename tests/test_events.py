@@ -11,6 +11,7 @@ import base64
 import copy
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -163,6 +164,21 @@ def test_unverified_event_is_401_and_changes_nothing(bridge, tamper):
     # The idempotency key was not spent: the genuine event still goes through.
     status, body = send(bridge, completed)
     assert (status, body["status"]) == (200, "completed")
+
+
+def test_an_event_while_storage_fails_is_a_503_and_goes_through_when_sent_again(bridge):
+    record = approve(bridge)
+    completed = event("completed")
+    working = bridge.settings["AzureWebJobsStorage"]
+    wrong_key = base64.b64encode(b"not the account key").decode()
+    bridge.configure(AzureWebJobsStorage=re.sub(r"AccountKey=[^;]+", f"AccountKey={wrong_key}", working))
+    status, body = send(bridge, completed)
+    assert status == 503 and [e["field"] for e in body["errors"]] == ["storage"], body
+    assert wrong_key not in json.dumps(body)
+    bridge.configure(AzureWebJobsStorage=working)
+    assert unchanged(bridge, record)
+    status, body = send(bridge, completed)  # Syskit Point's retry of the same delivery
+    assert (status, body["status"]) == (200, "completed"), body
 
 
 def test_signature_is_checked_before_the_body_is_parsed(bridge):
