@@ -106,6 +106,21 @@ class StorageError(RemoteError):
         super().__init__(message, transient=transient, http_status=http_status)
         self.missing = missing  # the table or queue that does not exist
 
+    @classmethod
+    def from_sdk(cls, exc: Exception, what: str, kind: str, name: str, missing_code: str) -> StorageError:
+        """An Azure Storage SDK error as a StorageError: the table or queue ``name`` missing (the service's
+        ``x-ms-error-code`` is ``missing_code``, e.g. TableNotFound), else ``what`` failed, transient by status.
+
+        Read by attribute, so this module needs no Azure SDK: ``status_code`` and ``response`` are
+        those of azure-core's HttpResponseError, absent on a transport failure."""
+        status = getattr(exc, "status_code", None)
+        response = getattr(exc, "response", None)
+        if response is not None and response.headers.get("x-ms-error-code") == missing_code:
+            return cls(f"the {kind} {name} does not exist: {cls.MAKE_IT}", transient=True, http_status=status,
+                       missing=name)
+        return cls(f"{what} failed ({type(exc).__name__}{f' {status}' if status else ''})",
+                   transient=transient_status(status), http_status=status)
+
 
 class DeskError(RemoteError):
     """A service desk's API (or a caller's callback URL) refused or could not be reached."""

@@ -21,18 +21,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from deskbridge.clock import SYSTEM, Clock
-from deskbridge.errors import StorageError, transient_status
-from deskbridge.model import OPEN_STATUSES
+from deskbridge.errors import StorageError
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
 
 _CHUNK = 30000  # characters per string property (the service allows 64 KiB, UTF-16)
 _MAX_CHUNKS = 30
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def iso(moment: datetime | None) -> str:
@@ -204,17 +199,12 @@ class Stranded:
 @contextmanager
 def _storage(what: str, table: str) -> Iterator[None]:
     """The Tables SDK's failures inside as StorageError (the SDK's error stays the cause)."""
-    from azure.core.exceptions import AzureError, HttpResponseError
+    from azure.core.exceptions import AzureError
 
     try:
         yield
     except AzureError as exc:
-        status = exc.status_code if isinstance(exc, HttpResponseError) else None
-        if _missing_table(exc):
-            raise StorageError(f"the table {table} does not exist: {StorageError.MAKE_IT}", transient=True,
-                               http_status=status, missing=table) from exc
-        raise StorageError(f"{what} failed ({type(exc).__name__}{f' {status}' if status else ''})",
-                           transient=transient_status(status), http_status=status) from exc
+        raise StorageError.from_sdk(exc, what, "table", table, "TableNotFound") from exc
 
 
 def _missing_table(exc: Exception) -> bool:
@@ -345,10 +335,6 @@ class Ledger:
             )
             records = [from_entity(e) for e in entities]
         return sorted(records, key=lambda r: parse_iso(r.created_at) or _EARLIEST)
-
-    def open_by_name(self, name_key: str, workspace_type: str) -> list[LedgerRecord]:
-        """Open requests for this workspace, oldest first (correlating Point's events)."""
-        return [r for r in self.by_name(name_key, workspace_type) if r.status in OPEN_STATUSES]
 
     def stranded(
         self, stale_before: datetime, lost_before: datetime, uncertain_before: datetime | None = None

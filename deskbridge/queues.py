@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from deskbridge.errors import StorageError, transient_status
+from deskbridge.errors import StorageError
 from deskbridge.retries import QueueKey
 
 if TYPE_CHECKING:
@@ -25,25 +25,12 @@ if TYPE_CHECKING:
 @contextmanager
 def _storage(what: str, queue: str) -> Iterator[None]:
     """The Queues SDK's failures inside as StorageError (the SDK's error stays the cause)."""
-    from azure.core.exceptions import AzureError, HttpResponseError
+    from azure.core.exceptions import AzureError
 
     try:
         yield
     except AzureError as exc:
-        status = exc.status_code if isinstance(exc, HttpResponseError) else None
-        response = exc.response if isinstance(exc, HttpResponseError) else None
-        if response is not None and response.headers.get("x-ms-error-code") == "QueueNotFound":
-            raise StorageError(
-                f"the queue {queue} does not exist: {StorageError.MAKE_IT}",
-                transient=True,
-                http_status=status,
-                missing=queue,
-            ) from exc
-        raise StorageError(
-            f"{what} failed ({type(exc).__name__}{f' {status}' if status else ''})",
-            transient=transient_status(status),
-            http_status=status,
-        ) from exc
+        raise StorageError.from_sdk(exc, what, "queue", queue, "QueueNotFound") from exc
 
 
 class WorkQueue:
