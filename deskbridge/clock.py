@@ -39,10 +39,6 @@ class ShiftedClock(Clock):
         self._offset = 0.0
         self._lock = threading.Lock()
 
-    @property
-    def offset(self) -> float:
-        return self._offset
-
     def advance(self, seconds: float) -> None:
         if seconds < 0:
             raise ValueError("time only moves forward")

@@ -25,6 +25,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from deskbridge import telemetry
+from deskbridge.clock import SYSTEM
 from deskbridge.errors import RemoteError
 from deskbridge.settings import ConfigurationError, Settings
 
@@ -78,10 +79,6 @@ class Expiry:
         return self.expires_on.date().isoformat() if self.expires_on else ""
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def assess(name: str, expires_on: datetime | None, now: datetime, warning_days: int) -> Expiry:
     """Where a secret stands against its expiry date."""
     if expires_on is None:
@@ -103,14 +100,14 @@ class ExpiryWatch:
     """The ``on_read`` callback of :class:`SecretCache`: logs expiring and expired secrets, once a day each."""
 
     def __init__(self, warning_days: int | Callable[[], int] = DEFAULT_WARNING_DAYS,
-                 now: Callable[[], datetime] = utcnow) -> None:
+                 now: Callable[[], datetime] = SYSTEM.now) -> None:
         self._warning_days = warning_days
         self.now = now
         self._logged: dict[tuple[str, ExpiryState], datetime] = {}
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings, now: Callable[[], datetime] = utcnow) -> ExpiryWatch:
+    def from_settings(cls, settings: Settings, now: Callable[[], datetime] = SYSTEM.now) -> ExpiryWatch:
         def warning_days() -> int:
             try:
                 return settings.secret_expiry_warning_days
@@ -206,7 +203,7 @@ def report(settings: Settings, read: Callable[[str], ExpiringSecret], now: datet
     """Every configured secret's expiry date; ``read`` gets a secret (doctor's cache, filled by its checks)."""
     days = settings.secret_expiry_warning_days
     point_secret = "" if settings.point_auth_mode == "federated" else settings.point_client_secret_name
-    now = now or utcnow()
+    now = now or SYSTEM.now()
     found: list[Expiry] = []
     unread: list[str] = []
     for _setting, name in configured_secrets(settings):

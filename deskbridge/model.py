@@ -75,10 +75,6 @@ class Status(StrEnum):
     IGNORED = "ignored"  # not an approval (never stored)
 
 
-# Statuses in which the request is still open (no Syskit Point outcome yet).
-OPEN_STATUSES = frozenset({Status.PENDING, Status.SUBMITTED, Status.QUEUED, Status.UNCERTAIN, Status.PROVISIONING})
-
-
 @dataclass(frozen=True)
 class FieldError:
     field: str
