@@ -16,6 +16,7 @@ adapters and the pure modules below them.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -54,16 +55,17 @@ class lazy(Generic[T]):
             return self  # type: ignore[return-value]
         # After the first build the instance attribute shadows this descriptor: no call at all.
         with owner._lock:
-            built = owner.__dict__.get(self.name)
-            if built is None:
-                built = self._build(owner)
-                owner.__dict__[self.name] = built
-        return built
+            if self.name not in owner.__dict__:  # None is a result too (a desk that is not configured)
+                owner.__dict__[self.name] = self._build(owner)
+            return owner.__dict__[self.name]
 
 
 # Seconds to connect to Azure Storage and to wait for an answer: a table or queue call answers in
 # milliseconds; a page of a large query (the reconciler's sweep, pruning) takes longer, never this long.
 STORAGE_TIMEOUTS = (3.05, 20.0)
+# The same for Key Vault: a secret read answers in milliseconds, and an approval may be waiting on it (its
+# Syskit Point token needs the client secret), so it fails over to a stale value or the queue soon.
+KEY_VAULT_TIMEOUTS = (3.05, 6.0)
 
 
 def _fail_fast(endpoint: str) -> dict[str, Any]:
@@ -150,8 +152,9 @@ class Runtime:
         with self._lock:
             vars(self).pop(name, None)
 
-    @property
+    @functools.cached_property
     def transport(self) -> Transport | None:
+        """Proxy and CA settings, read from the environment once per runtime (every client shares them)."""
         return Transport.from_environment()
 
     # -- Azure identity and Key Vault ---------------------------------------
@@ -177,7 +180,7 @@ class Runtime:
 
         s = self.settings
         vault = s.key_vault_url
-        connect, read = s.point_timeouts
+        connect, read = KEY_VAULT_TIMEOUTS
         # A vault on loopback is the local stand-in; the SDK would refuse its challenge.
         options = {
             "retry_total": 1,  # a desk waits for the answer: fail over to a stale value or the queue quickly
@@ -334,10 +337,9 @@ class Runtime:
         s = self.settings
         if not s.servicenow_configured:
             return None
-        if s.raw("SERVICENOW_TOKEN_SECRET_NAME"):
-            return ServiceNowClient(
-                s.require("SERVICENOW_URL"), token=self.secrets.value(s.raw("SERVICENOW_TOKEN_SECRET_NAME"))
-            )
+        token_name = s.raw("SERVICENOW_TOKEN_SECRET_NAME")
+        if token_name:
+            return ServiceNowClient(s.require("SERVICENOW_URL"), token=self.secrets.value(token_name))
         password = self.secrets.value(s.require("SERVICENOW_PASSWORD_SECRET_NAME"))
         return ServiceNowClient(
             s.require("SERVICENOW_URL"), username=s.require("SERVICENOW_USERNAME"), password=password
