@@ -76,6 +76,11 @@ def test_built_says_whether_a_client_exists_without_building_it(bridge):
         runtime.built("settings")  # not a client the runtime builds
 
 
+def test_key_vault_reads_do_not_depend_on_the_syskit_point_settings(bridge):
+    bridge.configure(POINT_READ_TIMEOUT_SECONDS="soon")  # a Syskit Point setting gone wrong
+    assert bridge.runtime.secrets.value("point-client-secret")  # Key Vault still reads
+
+
 def test_the_point_session_is_built_with_its_trust_settings(bridge):
     session = bridge.runtime.point.session
     # The stack's CA bundle, read from the environment once and handed to the session when it was made.
