@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import unicodedata
 
 import pytest
@@ -45,7 +46,10 @@ def test_every_real_body_says_where_it_came_from():
     assert files and [name for name in files if f"`{name}`" not in readme] == []
     for name in files:
         raw = (REAL / name).read_bytes()
-        assert b"@contoso.com" in raw or b"@" not in raw.replace(b"@odata", b""), name
+        # Every address in a captured body was replaced by a made-up contoso one (a dot in the domain: Java's
+        # `SomeBean@55978f01` object names in Jira's bodies are not addresses).
+        addresses = re.findall(rb"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", raw)
+        assert [a for a in addresses if not a.endswith(b"@contoso.com")] == [], name
 
 
 # == Jira admin webhook (jira:issue_updated) ========================================
