@@ -12,28 +12,22 @@ from __future__ import annotations
 from deskbridge import telemetry
 from deskbridge.executor import Change, in_ledger
 from deskbridge.ledger import LedgerRecord
-from deskbridge.lifecycle import Event, allowed
+from deskbridge.lifecycle import Event
 from deskbridge.model import Status
 from deskbridge.runtime import Runtime
-from deskbridge.worker import STALE_REASON, stale
+from deskbridge.worker import settle_stale, stale
 
 log = telemetry.logger("deskbridge")
 
 
 def replay(runtime: Runtime, source: str, ticket: str) -> LedgerRecord:
     """Queue a failed, uncertain, rejected, queued or stuck request for an attempt now."""
-    record = runtime.ledger.get(source, ticket)
-    if record is None:
-        raise LookupError(f"no request is recorded for {source}/{ticket}")
-    if record.status == Status.PENDING:
-        if not stale(runtime, record):
-            raise ValueError(f"{source}/{ticket} is being attempted right now; try again in a minute")
-
-        def stuck(latest: LedgerRecord) -> bool:
-            return latest.status == Status.PENDING and stale(runtime, latest)
-
-        in_ledger(runtime, source, ticket, Change(Event.STALE_CLAIM, error=STALE_REASON), stuck)
     moved = in_ledger(runtime, source, ticket, Change(Event.REPLAY))
+    if moved is not None and not moved.applied and moved.record.status == Status.PENDING:
+        if not stale(runtime, moved.record):
+            raise ValueError(f"{source}/{ticket} is being attempted right now; try again in a minute")
+        settle_stale(runtime, source, ticket)  # its worker is surely gone: uncertain, which a replay takes
+        moved = in_ledger(runtime, source, ticket, Change(Event.REPLAY))
     if moved is None:
         raise LookupError(f"no request is recorded for {source}/{ticket}")
     if not moved.applied:
@@ -48,7 +42,3 @@ def replay(runtime: Runtime, source: str, ticket: str) -> LedgerRecord:
         extra={"bridge_event": "replay", "source": source, "ticket": ticket},
     )
     return moved.record
-
-
-def replayable(status: str) -> bool:
-    return allowed(status, Event.REPLAY)

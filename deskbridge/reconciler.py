@@ -31,7 +31,7 @@ from deskbridge.ledger import LedgerRecord, Stranded, parse_iso
 from deskbridge.lifecycle import Event
 from deskbridge.model import Status
 from deskbridge.runtime import Runtime
-from deskbridge.worker import STALE_REASON, stale
+from deskbridge.worker import settle_stale
 
 log = telemetry.logger("deskbridge.reconciler")
 
@@ -106,10 +106,7 @@ def _record(
     source, ticket = found.source, found.ticket
     if found.status == Status.PENDING and _before(found.updated_at, stale_before):
 
-        def still_stale(latest: LedgerRecord) -> bool:
-            return latest.status == Status.PENDING and stale(runtime, latest)
-
-        moved = in_ledger(runtime, source, ticket, Change(Event.STALE_CLAIM, error=STALE_REASON), still_stale)
+        moved = settle_stale(runtime, source, ticket)
         if moved and moved.applied:
             counts.stale_pending += 1
     elif found.status == Status.QUEUED and _before(found.next_attempt_at, lost_before):

@@ -12,10 +12,11 @@ simply dropped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from deskbridge import attempt, telemetry
-from deskbridge.executor import Change, in_ledger
+from deskbridge.executor import Change, Moved, in_ledger
 from deskbridge.ledger import LedgerRecord, StaleRecord, parse_iso
 from deskbridge.lifecycle import Event
 from deskbridge.model import InvalidRequest, Status
@@ -32,6 +33,18 @@ def stale(runtime: Runtime, record: LedgerRecord) -> bool:
     """Pending for longer than any attempt can take: the worker that claimed it is gone."""
     updated = parse_iso(record.updated_at)
     return updated is None or (runtime.clock.now() - updated).total_seconds() > runtime.settings.pending_stale
+
+
+def settle_stale(
+    runtime: Runtime, source: str, ticket: str, also: Callable[[LedgerRecord], bool] | None = None
+) -> Moved | None:
+    """Make a pending record whose worker is surely gone ``uncertain`` (STALE_CLAIM), if it still is one when
+    written (and ``also`` agrees): the one step the retry worker, the reconciler and a replay share."""
+
+    def still_stale(latest: LedgerRecord) -> bool:
+        return latest.status == Status.PENDING and stale(runtime, latest) and (also is None or also(latest))
+
+    return in_ledger(runtime, source, ticket, Change(Event.STALE_CLAIM, error=STALE_REASON), still_stale)
 
 
 def current(record: LedgerRecord, key: QueueKey) -> bool:
@@ -113,11 +126,8 @@ def retry(runtime: Runtime, message: str, dequeue_count: int = 1) -> str:
 def _claimed_before(runtime: Runtime, key: QueueKey, record: LedgerRecord, dequeue_count: int) -> str:
     """This message's chain claimed the record and its worker has not settled it: dead, or still calling."""
 
-    def stale_claim(latest: LedgerRecord) -> bool:
-        return latest.status == Status.PENDING and current(latest, key) and stale(runtime, latest)
-
     if stale(runtime, record):
-        moved = in_ledger(runtime, key.source, key.ticket, Change(Event.STALE_CLAIM, error=STALE_REASON), stale_claim)
+        moved = settle_stale(runtime, key.source, key.ticket, also=lambda latest: current(latest, key))
         return moved.record.status if moved else "unknown"
     # Not yet stale: come back when no attempt can still be running (the message must not be lost).
     updated = parse_iso(record.updated_at) or runtime.clock.now()
