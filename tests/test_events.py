@@ -383,7 +383,8 @@ def test_jira_plain_comment_and_transition_by_name_when_completed(bridge):
 
 
 def test_jira_failure_reason_and_failed_transition(bridge):
-    bridge.configure(JIRA_TRANSITION_COMPLETED="Done", JIRA_TRANSITION_FAILED="Provisioning failed")
+    # Named as a person types it: case and spacing aside, as doctor's check of the name reads it too.
+    bridge.configure(JIRA_TRANSITION_COMPLETED="Done", JIRA_TRANSITION_FAILED="provisioning  Failed")
     approve(bridge)
     send(bridge, event("started"))
     write_back(bridge)

@@ -101,9 +101,9 @@ def test_a_desk_answer_becomes_a_typed_error_with_its_status(bridge):
     bridge.stack.jira.fail_next(1, 503, method="POST")
     jira = bridge.runtime.jira
     with pytest.raises(JiraError) as unavailable:
-        jira.comment("HR-42", "text", internal=False)
+        jira.comment("HR-42", "text", internal=False, marker="pdb-0000000000000000")
     assert (unavailable.value.transient, unavailable.value.http_status) == (True, 503)
     bridge.stack.jira.fail_next(1, 404, method="POST")
     with pytest.raises(JiraError) as missing:
-        jira.comment("HR-42", "text", internal=False)
+        jira.comment("HR-42", "text", internal=False, marker="pdb-0000000000000000")
     assert (missing.value.transient, missing.value.http_status) == (False, 404)

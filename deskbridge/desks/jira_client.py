@@ -16,6 +16,7 @@ import requests
 
 from deskbridge.causes import diagnose
 from deskbridge.desks import MARKER_PROPERTY, marker_line
+from deskbridge.desks.jira import same_status
 from deskbridge.errors import JiraError, transient_status
 
 __all__ = ["PERMISSION_NAMES", "JiraClient", "JiraError"]
@@ -131,17 +132,15 @@ class JiraClient:
         email = user.get("emailAddress") if isinstance(user, dict) else None
         return email.strip() if isinstance(email, str) and email.strip() else None
 
-    def comment(self, issue_key: str, text: str, internal: bool, marker: str = "") -> None:
+    def comment(self, issue_key: str, text: str, internal: bool, marker: str) -> None:
         """Add the outcome to the issue. The marker goes into a comment property (plain comments) or,
         since Service Management's comment API takes no properties, into a last line of the note."""
         if internal:
-            body = f"{text}\n\n{marker_line(marker)}" if marker else text
+            body = f"{text}\n\n{marker_line(marker)}"
             path = f"/rest/servicedeskapi/request/{issue_key}/comment"
             self._call("POST", path, json={"body": body, "public": False})
             return
-        sent: dict[str, Any] = {"body": text}
-        if marker:
-            sent["properties"] = [{"key": MARKER_PROPERTY, "value": {"marker": marker}}]
+        sent = {"body": text, "properties": [{"key": MARKER_PROPERTY, "value": {"marker": marker}}]}
         self._call("POST", f"/rest/api/2/issue/{issue_key}/comment", json=sent)
 
     def has_comment(self, issue_key: str, marker: str, newest: int = 100) -> bool:
@@ -164,15 +163,16 @@ class JiraClient:
                 return True
         return False
 
-    def transition(self, issue_key: str, name: str, marker: str = "") -> bool:
+    def transition(self, issue_key: str, name: str, marker: str) -> bool:
         """Apply the transition with this name, if the workflow offers it now. The marker is set as an
         issue property in the same request, so the transition and its marker happen together."""
         listed = self._call("GET", f"/rest/api/3/issue/{issue_key}/transitions").json()
         for transition in listed.get("transitions", []) if isinstance(listed, Mapping) else []:
-            if str(transition.get("name", "")).casefold() == name.casefold():
-                sent: dict[str, Any] = {"transition": {"id": str(transition["id"])}}
-                if marker:
-                    sent["properties"] = [{"key": f"{MARKER_PROPERTY}.{marker}", "value": {"transition": name}}]
+            if same_status(str(transition.get("name", "")), name):  # as doctor checks it exists
+                sent = {
+                    "transition": {"id": str(transition["id"])},
+                    "properties": [{"key": f"{MARKER_PROPERTY}.{marker}", "value": {"transition": name}}],
+                }
                 self._call("POST", f"/rest/api/3/issue/{issue_key}/transitions", json=sent)
                 return True
         return False
