@@ -163,14 +163,20 @@ def _verify_standard_webhook(body: bytes, headers: Mapping[str, str], secrets: S
     raise SignatureError("webhook-signature does not match")
 
 
-def sign_standard_webhook(body: bytes, secret: str, webhook_id: str, timestamp: int) -> dict[str, str]:
-    """The three headers a Standard Webhooks sender adds (for tests, the demo and ServiceNow's script)."""
+def sign_standard_webhook(
+    body: bytes, secret: str | Sequence[str], webhook_id: str, timestamp: int
+) -> dict[str, str]:
+    """The three headers a Standard Webhooks sender adds: the bridge's outcome callbacks, and the tests, the
+    demo and ServiceNow's script as senders. Several secrets (two during a rotation) give one signature each,
+    space-separated as the spec allows."""
     from datetime import UTC, datetime
 
     from standardwebhooks.webhooks import Webhook
 
-    signature = Webhook(secret).sign(webhook_id, datetime.fromtimestamp(timestamp, UTC), body.decode("utf-8"))
-    return {"webhook-id": webhook_id, "webhook-timestamp": str(timestamp), "webhook-signature": signature}
+    moment, text = datetime.fromtimestamp(timestamp, UTC), body.decode("utf-8")
+    secrets = [secret] if isinstance(secret, str) else secret
+    signatures = " ".join(Webhook(one).sign(webhook_id, moment, text) for one in secrets)
+    return {"webhook-id": webhook_id, "webhook-timestamp": str(timestamp), "webhook-signature": signatures}
 
 
 EVENT_SIGNATURE_ALGORITHMS = frozenset({"hmacsha256", "hmac-sha256", "sha256", "hs256"})

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from deskbridge import telemetry
+from deskbridge.auth import sign_standard_webhook
 from deskbridge.desks import marker_line, step_marker
 from deskbridge.errors import RemoteError, SecretUnavailable
 from deskbridge.ledger import LedgerRecord, iso, parse_iso
@@ -144,25 +145,13 @@ def desk_update(runtime: Runtime, message: str, dequeue_count: int = 1) -> str:
                 step.write()
         except Exception as exc:
             return _desk_failure(runtime, key, record, step.name, exc)
-        record = _mark(runtime, key, step.name, last=n == len(todo) - 1) or record
+        _mark(runtime, key, step.name, last=n == len(todo) - 1)
         if found:
             _log(key, "found", "desk update step %s for %s/%s was written before; not written again", step.name,
                  key.source, key.ticket)
     if not todo:
         _settle_owed(runtime, key, "")
-    log.info(
-        "desk update %s written for %s/%s",
-        key.update,
-        key.source,
-        key.ticket,
-        extra={
-            "bridge_event": "desk_update",
-            "source": key.source,
-            "ticket": key.ticket,
-            "outcome": "written",
-            "update": key.update,
-        },
-    )
+    _log(key, "written", "desk update %s written for %s/%s", key.update, key.source, key.ticket)
     return "written"
 
 
@@ -190,6 +179,13 @@ def _log(key: QueueKey, outcome: str, message: str, *args: object) -> None:
                                     "outcome": outcome, "update": key.update})
 
 
+def _drop_owed(latest: LedgerRecord, update: str, note: str = "") -> None:
+    """The update is owed no longer; ``note`` (why, when not written) is kept beside the steps."""
+    latest.desk_owed = {u: o for u, o in latest.desk_owed.items() if u != update}
+    if note and note not in latest.desk_updates:
+        latest.desk_updates = [*latest.desk_updates, note]
+
+
 def _mark(runtime: Runtime, key: QueueKey, step: str, *, last: bool) -> LedgerRecord | None:
     """Step done (and, after the last one, the update no longer owed), in one write."""
 
@@ -200,7 +196,7 @@ def _mark(runtime: Runtime, key: QueueKey, step: str, *, last: bool) -> LedgerRe
         if not done:
             latest.desk_updates = [*latest.desk_updates, step]
         if last:
-            latest.desk_owed = {u: o for u, o in latest.desk_owed.items() if u != key.update}
+            _drop_owed(latest, key.update)
         return latest
 
     return runtime.ledger.change(key.source, key.ticket, mark)
@@ -213,9 +209,7 @@ def _settle_owed(runtime: Runtime, key: QueueKey, note: str, only_token: str = "
         owed = latest.desk_owed.get(key.update)
         if owed is None or (only_token and owed.get("token") != only_token):
             return None
-        latest.desk_owed = {u: o for u, o in latest.desk_owed.items() if u != key.update}
-        if note and note not in latest.desk_updates:
-            latest.desk_updates = [*latest.desk_updates, note]
+        _drop_owed(latest, key.update, note)
         return latest
 
     runtime.ledger.change(key.source, key.ticket, settle)
@@ -265,11 +259,7 @@ def _steps(runtime: Runtime, record: LedgerRecord, update: str) -> list[Step]:
             lambda: runtime.jira.comment(issue, text, s.jira_internal_note, comment_marker),
             lambda: runtime.jira.has_comment(issue, comment_marker),
         ))
-        transition = (
-            s.raw("JIRA_TRANSITION_COMPLETED")
-            if update == Status.COMPLETED
-            else (s.raw("JIRA_TRANSITION_FAILED") if update in _FAILURES else "")
-        )
+        transition = _by_outcome(s, "JIRA_TRANSITION", update)
         if transition:
             name = f"{update}:jira-transition"
             transition_marker = marker(name)
@@ -283,11 +273,7 @@ def _steps(runtime: Runtime, record: LedgerRecord, update: str) -> list[Step]:
         name = f"{update}:servicenow"
         note_marker = marker(name)
         fields = {"work_notes": f"{text}\n\n{marker_line(note_marker)}"}
-        state = (
-            s.raw("SERVICENOW_STATE_COMPLETED")
-            if update == Status.COMPLETED
-            else (s.raw("SERVICENOW_STATE_FAILED") if update in _FAILURES else "")
-        )
+        state = _by_outcome(s, "SERVICENOW_STATE", update)
         if state:
             fields["state"] = state
         sys_id = record.reply_to["sysId"]
@@ -299,6 +285,13 @@ def _steps(runtime: Runtime, record: LedgerRecord, update: str) -> list[Step]:
     if "callback" in targets:
         steps.append(Step(f"{update}:callback", lambda: send_callback(runtime, record, update, text), None))
     return steps
+
+
+def _by_outcome(s: Settings, prefix: str, update: str) -> str:
+    """``{prefix}_COMPLETED`` or ``{prefix}_FAILED`` as the update asks; "" for an update that moves nothing."""
+    if update == Status.COMPLETED:
+        return s.raw(f"{prefix}_COMPLETED")
+    return s.raw(f"{prefix}_FAILED") if update in _FAILURES else ""
 
 
 def callback_id(record: LedgerRecord, update: str) -> str:
@@ -321,18 +314,14 @@ def send_callback(runtime: Runtime, record: LedgerRecord, update: str, text: str
             "microsoftId": record.microsoft_id or None,
         },
     }
-    data = json.dumps(payload, separators=(",", ":"))
+    data = json.dumps(payload, separators=(",", ":")).encode("utf-8")
     message_id = callback_id(record, update)
     headers = {"Content-Type": "application/json", "webhook-id": message_id}
     names = runtime.settings.signing_secret_names("provision")
-    if names:
-        from standardwebhooks.webhooks import Webhook
-
-        moment = runtime.clock.now()
-        # Signed with every active secret (two during a rotation), space-separated as the spec allows.
-        signatures = [Webhook(secret).sign(message_id, moment, data) for secret in runtime.secrets.values(names)]
-        headers.update({"webhook-timestamp": str(int(moment.timestamp())), "webhook-signature": " ".join(signatures)})
-    runtime.callbacks.post(record.reply_to["callbackUrl"], data.encode("utf-8"), headers)
+    if names:  # signed with every active secret
+        moment = int(runtime.clock.now().timestamp())
+        headers |= sign_standard_webhook(data, runtime.secrets.values(names), message_id, moment)
+    runtime.callbacks.post(record.reply_to["callbackUrl"], data, headers)
 
 
 def failed_attempts(record: LedgerRecord, update: str) -> int:
@@ -385,8 +374,7 @@ def _desk_failure(runtime: Runtime, key: QueueKey, record: LedgerRecord, step: s
         if owed is not None and again:
             latest.desk_owed = {**latest.desk_owed, key.update: {**owed, "due": iso(now + timedelta(seconds=delay))}}
         elif owed is not None:
-            latest.desk_owed = {u: o for u, o in latest.desk_owed.items() if u != key.update}
-            latest.desk_updates = [*latest.desk_updates, f"{key.update}:gave-up"]
+            _drop_owed(latest, key.update, f"{key.update}:gave-up")
         return latest
 
     latest = runtime.ledger.change(key.source, key.ticket, count) or record
