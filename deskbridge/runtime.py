@@ -65,7 +65,7 @@ class lazy(Generic[T]):
 STORAGE_TIMEOUTS = (3.05, 20.0)
 # The same for Key Vault: a secret read answers in milliseconds, and an approval may be waiting on it (its
 # Syskit Point token needs the client secret), so it fails over to a stale value or the queue soon.
-KEY_VAULT_TIMEOUTS = (3.05, 6.0)
+VAULT_TIMEOUTS = (3.05, 6.0)
 
 
 def _fail_fast(endpoint: str) -> dict[str, Any]:
@@ -180,7 +180,7 @@ class Runtime:
 
         s = self.settings
         vault = s.key_vault_url
-        connect, read = KEY_VAULT_TIMEOUTS
+        connect, read = VAULT_TIMEOUTS
         # A vault on loopback is the local stand-in; the SDK would refuse its challenge.
         options = {
             "retry_total": 1,  # a desk waits for the answer: fail over to a stale value or the queue quickly
