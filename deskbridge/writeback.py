@@ -259,7 +259,7 @@ def _steps(runtime: Runtime, record: LedgerRecord, update: str) -> list[Step]:
             lambda: runtime.jira.comment(issue, text, s.jira_internal_note, comment_marker),
             lambda: runtime.jira.has_comment(issue, comment_marker),
         ))
-        transition = _by_outcome(s, "JIRA_TRANSITION", update)
+        transition = _by_outcome(s, update, "JIRA_TRANSITION_COMPLETED", "JIRA_TRANSITION_FAILED")
         if transition:
             name = f"{update}:jira-transition"
             transition_marker = marker(name)
@@ -273,7 +273,7 @@ def _steps(runtime: Runtime, record: LedgerRecord, update: str) -> list[Step]:
         name = f"{update}:servicenow"
         note_marker = marker(name)
         fields = {"work_notes": f"{text}\n\n{marker_line(note_marker)}"}
-        state = _by_outcome(s, "SERVICENOW_STATE", update)
+        state = _by_outcome(s, update, "SERVICENOW_STATE_COMPLETED", "SERVICENOW_STATE_FAILED")
         if state:
             fields["state"] = state
         sys_id = record.reply_to["sysId"]
@@ -287,11 +287,11 @@ def _steps(runtime: Runtime, record: LedgerRecord, update: str) -> list[Step]:
     return steps
 
 
-def _by_outcome(s: Settings, prefix: str, update: str) -> str:
-    """``{prefix}_COMPLETED`` or ``{prefix}_FAILED`` as the update asks; "" for an update that moves nothing."""
+def _by_outcome(s: Settings, update: str, completed: str, failed: str) -> str:
+    """The setting ``completed`` or ``failed`` names, as the update asks; "" for an update that moves nothing."""
     if update == Status.COMPLETED:
-        return s.raw(f"{prefix}_COMPLETED")
-    return s.raw(f"{prefix}_FAILED") if update in _FAILURES else ""
+        return s.raw(completed)
+    return s.raw(failed) if update in _FAILURES else ""
 
 
 def callback_id(record: LedgerRecord, update: str) -> str:
