@@ -6,8 +6,8 @@ the ticket is then owed the outcome (deskbridge.writeback writes it).
 
 Each idempotency key is applied once: it is stored on the record it settled,
 in the same write, so a retry of a delivery whose first handling died half
-way is told apart from a replay. The deliveries table is the quick check in
-front of that.
+way is told apart from a replay. Nothing else records it: a failure before
+that write leaves nothing behind, and Syskit Point's retry goes through.
 """
 
 from __future__ import annotations
@@ -88,13 +88,7 @@ def _handle(runtime: Runtime, body: bytes, headers: Mapping[str, str]) -> Answer
     if not isinstance(key, str) or not key.strip() or len(key) > 200:
         raise InvalidRequest([FieldError("meta.idempotencyKey", "is required")])
 
-    first = runtime.deliveries.first_time("point", key)
-    try:
-        return _settle(runtime, event_type, content, workspace_type, key)
-    except Exception:
-        if first:
-            runtime.deliveries.forget("point", key)  # let Syskit Point's retry through
-        raise
+    return _settle(runtime, event_type, content, workspace_type, key)
 
 
 def _settle(runtime: Runtime, event_type: str, content: dict[str, Any], workspace_type: str, key: str) -> Answer:

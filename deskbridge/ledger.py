@@ -375,7 +375,7 @@ def _row_key(delivery_id: str) -> str:
 
 
 class Deliveries:
-    """Delivery ids already handled (webhook-id, Point idempotencyKey): drop replays.
+    """Delivery ids already handled (the signed approval routes' webhook-id): drop replays.
 
     A row holds when the id was first seen and a fingerprint of what came with it (a hash of the
     body), so a retry of the same delivery can be told from a replayed id on another body.

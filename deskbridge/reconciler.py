@@ -12,7 +12,7 @@ ledger saying what is missing, and one sweep finds it:
   and the write-back looks for its marker before writing;
 - optionally (BRIDGE_UNCERTAIN_RESEND_AFTER_SECONDS), ``uncertain`` with no
   Syskit Point event for its workspace in that time: sent again;
-- delivery ids (webhook-id, Syskit Point idempotencyKey) older than
+- delivery ids (the signed approval routes' webhook-id) older than
   BRIDGE_DELIVERY_RETENTION_SECONDS: pruned.
 
 The Table service filters the ledger (open statuses and due dates only), so a

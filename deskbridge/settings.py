@@ -117,7 +117,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     _spec(
         "BRIDGE_DELIVERY_RETENTION_SECONDS",
         "604800",
-        "how long delivery ids (webhook-id, Syskit Point idempotencyKey) are kept to drop replays",
+        "how long delivery ids (the signed approval routes' webhook-id) are kept to drop replays",
     ),
     _spec(
         "BRIDGE_UNCERTAIN_RESEND_AFTER_SECONDS",
