@@ -49,6 +49,8 @@ class Outbound:
         self._names = names_by_port
         self._local = threading.local()
         self._original: Any = None
+        self._live: dict[str, dict[str, str]] = {}  # queue name -> message id -> text: sent, not yet deleted
+        self._live_lock = threading.Lock()
 
     def install(self, monkeypatch: Any) -> Outbound:
         self._original = HTTPAdapter.send
@@ -87,24 +89,68 @@ class Outbound:
         finally:
             self._local.state = None
 
+    def waiting(self, queue: str) -> list[str]:
+        """The text of every message on a queue that was sent and not deleted since, delayed ones too (a
+        message not visible yet cannot be read back from the service, so the recorder keeps what it saw)."""
+        with self._live_lock:
+            return list(self._live.get(queue, {}).values())
+
+    def _forward(self, adapter: HTTPAdapter, request: Any, *args: Any, **kwargs: Any) -> Any:
+        response = self._original(adapter, request, *args, **kwargs)
+        if self._names.get(_port(request.url)) == "queue":
+            self._track(request, response)
+        return response
+
+    def _track(self, request: Any, response: Any) -> None:
+        """Follow the queue calls that add or remove messages (send, delete one, clear), whoever makes them."""
+        import base64
+        import re
+        from urllib.parse import unquote, urlsplit
+
+        if not 200 <= response.status_code < 300:
+            return
+        parts = urlsplit(request.url).path.split("/")  # ['', account, queue, 'messages', id?]
+        if len(parts) < 4 or parts[3] != "messages":
+            return
+        queue = parts[2]
+        with self._live_lock:
+            live = self._live.setdefault(queue, {})
+            if request.method == "POST":
+                body = request.body.decode("utf-8") if isinstance(request.body, bytes) else str(request.body)
+                text = re.search(r"<MessageText>(.*?)</MessageText>", body, re.S)
+                found = re.search(r"<MessageId>(.*?)</MessageId>", response.content.decode("utf-8"))
+                if text and found:
+                    live[found.group(1)] = base64.b64decode(text.group(1)).decode("utf-8")
+            elif request.method == "DELETE":
+                if len(parts) > 4 and parts[4]:
+                    live.pop(unquote(parts[4]), None)
+                else:
+                    live.clear()
+
     def _send(self, adapter: HTTPAdapter, request: Any, *args: Any, **kwargs: Any) -> Any:
         state = getattr(self._local, "state", None)
         if state is None:
-            return self._original(adapter, request, *args, **kwargs)
+            return self._forward(adapter, request, *args, **kwargs)
         calls, fail_at, kind, fail_when, times = state
         index = len(calls)
         calls.append(self.label(request))
         picked = index == fail_at or (fail_when is not None and times > 0 and fail_when(calls[index]))
         if not picked:
-            return self._original(adapter, request, *args, **kwargs)
+            return self._forward(adapter, request, *args, **kwargs)
         if fail_when is not None:
             state[4] = times - 1
         if kind == NEVER_SENT:
             refused = NewConnectionError(None, "injected: connection refused before anything was sent")
             raise requests.exceptions.ConnectionError(MaxRetryError(None, request.url, refused), request=request)
-        response = self._original(adapter, request, *args, **kwargs)
+        response = self._forward(adapter, request, *args, **kwargs)
         response.content  # noqa: B018 - the remote has acted and answered in full
         raise Crash(f"the process died after call {index}: {calls[index]}")
+
+
+def _port(url: str) -> int:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).port or 0
 
 
 def install(bridge: Any, monkeypatch: Any) -> Outbound:
@@ -130,6 +176,7 @@ class Cell:
     retry_command: Callable[[], Any] | None = None  # what an operator runs again after a failed command
     tickets: list[tuple[str, str]] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
+    recovered: bool = False  # recover() ran: the clock is past every threshold, the reconciler has swept
 
 
 def run_guarded(cell: Cell, action: Callable[[], Any]) -> Any:
@@ -220,6 +267,7 @@ def past_every_threshold(bridge: Any) -> float:
 
 def recover(cell: Cell) -> None:
     bridge = cell.bridge
+    cell.recovered = True
     bridge.restart()  # whatever happened, a new worker process handles what follows
     if cell.http is not None:  # a caller that got no answer, or a 5xx, sends the same call again
         name, data, headers = cell.http
@@ -273,11 +321,13 @@ def resends_after_uncertain(history: list[str]) -> int:
 def check(cell: Cell) -> list[str]:
     """What is wrong with how the cell ended (empty: nothing)."""
     from deskbridge.desks import step_marker
+    from deskbridge.retries import QueueKey
 
     bridge = cell.bridge
     stack = bridge.stack
     problems: list[str] = []
-    retry_waiting = bridge.queue_count(bridge.settings["BRIDGE_RETRY_QUEUE"])
+    outbound: Outbound = cell.notes["outbound"]
+    retry_waiting = [QueueKey.decode(text) for text in outbound.waiting(bridge.settings["BRIDGE_RETRY_QUEUE"])]
     desk_waiting = bridge.queue_count(bridge.settings["BRIDGE_DESK_QUEUE"])
     for source, ticket in cell.tickets:
         record = bridge.record(source, ticket)
@@ -286,9 +336,16 @@ def check(cell: Cell) -> list[str]:
             problems.append(f"{where}: lost (no record)")
             continue
         status = record.status
+        # Its own message, of its current chain: another ticket's (or an older chain's) does not count.
+        own_message = any((key.source, key.ticket) == (source, ticket)
+                          and (not record.attempt_token or key.token == record.attempt_token) for key in retry_waiting)
         if status == "queued":
-            if retry_waiting == 0:
-                problems.append(f"{where}: queued with no message on the retry queue")
+            if not own_message:
+                problems.append(f"{where}: queued with no message of its own on the retry queue "
+                                f"(token {record.attempt_token or '-'}; waiting: {retry_waiting})")
+        elif status == "pending" and not cell.recovered:  # a redelivery found its claim pending and waits
+            if not own_message:
+                problems.append(f"{where}: pending with no message of its own to look at it again")
         elif status in ("uncertain", "failed"):
             if not record.last_error:
                 problems.append(f"{where}: {status} without a reason")
