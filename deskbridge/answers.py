@@ -91,11 +91,6 @@ def refusal(exc: Exception, signature_field: str = "signature") -> Answer:
     return answer(Status.FAILED, 503, errors=[FieldError("keyVault", str(exc))])
 
 
-def storage_refusal(exc: Exception) -> Answer | None:
-    """A 503 naming storage when Azure Storage failed (the caller retries), else None."""
-    return storage_answer(exc) if isinstance(exc, StorageError) else None
-
-
 def storage_answer(exc: StorageError) -> Answer:
     """The 503 for a failure of Azure Storage, logged for the operator without its address or key."""
     sdk = type(exc.__cause__).__name__ if exc.__cause__ is not None else "StorageError"

@@ -10,7 +10,6 @@ then means exactly "a POST may be in flight".
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -22,7 +21,7 @@ from deskbridge.lifecycle import Effect, Event
 from deskbridge.model import Limits, Policy, ProvisioningRequest, validate
 from deskbridge.retries import next_delay
 from deskbridge.runtime import Runtime
-from deskbridge.settings import ConfigurationError, Settings, check_all
+from deskbridge.settings import SETTING_GROUPS, ConfigurationError, Settings, check_all, uses_client_secret
 
 if TYPE_CHECKING:
     from deskbridge.point import PointClient, ProvisionResult
@@ -50,39 +49,21 @@ def request_from_record(record: LedgerRecord, policy: Policy) -> ProvisioningReq
     return validate(record.point_body() | {"workspaceType": record.workspace_type}, policy)
 
 
-def _outcome_settings(s: Settings) -> tuple[Callable[[], object], ...]:
-    """The settings an attempt's outcome needs (the retry schedule, the queues it may go to)."""
-    return (
-        lambda: s.retry_schedule,
-        lambda: s.retry_max_age,
-        lambda: s.pending_stale,
-        lambda: s.retry_queue,
-        lambda: s.retry_poison_queue,
-        lambda: s.desk_queue,
-    )
+def setting_groups(s: Settings) -> tuple[str, ...]:
+    """The setting groups (deskbridge.settings.SETTING_GROUPS) an attempt reads: the Syskit Point client and
+    its token (Key Vault in secret mode), and the outcome."""
+    return ("point", "key vault", "outcome") if uses_client_secret(s) else ("point", "outcome")
 
 
 def setting_problems(runtime: Runtime) -> list[ConfigurationError]:
-    """What :func:`prepare` would refuse, all of it and without building or sending anything: every setting the
-    Syskit Point client, its token (Key Vault in secret mode) and the outcome need, each named once."""
-    s = runtime.settings
-    try:
-        secret_mode = s.point_auth_mode == "secret"
-    except ConfigurationError:
-        secret_mode = True  # named by the "point" checks
-    found = {p.setting: p for p in check_all(s, ("point", "key vault") if secret_mode else ("point",))}
-    for read in _outcome_settings(s):
-        try:
-            read()
-        except ConfigurationError as problem:
-            found.setdefault(problem.setting, problem)
-    return list(found.values())
+    """What :func:`prepare` would refuse, all of it and without building or sending anything, each named once."""
+    return check_all(runtime.settings, setting_groups(runtime.settings))
 
 
 def prepare(runtime: Runtime) -> Ready:
     """Everything an attempt needs, before anything is written. ConfigurationError names a bad setting."""
     # The settings the outcome needs: read now, so a bad one fails before the record, not after the call.
-    for read in _outcome_settings(runtime.settings):
+    for read in SETTING_GROUPS["outcome"](runtime.settings):
         read()
     point = runtime.point
     deadline = point.deadline()  # the token request counts against the budget too

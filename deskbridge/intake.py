@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deskbridge import attempt, jsonbody, telemetry
-from deskbridge.answers import REFUSALS, Answer, answer, record_answer, refusal, storage_answer, storage_refusal
+from deskbridge.answers import REFUSALS, Answer, answer, record_answer, refusal, storage_answer
 from deskbridge.auth import HubSignature, StandardWebhook, has_header
 from deskbridge.desks import Approval, Ignored, TicketRef
 from deskbridge.errors import JiraError, StorageError
@@ -33,7 +33,7 @@ from deskbridge.ledger import LedgerRecord, StaleRecord, iso
 from deskbridge.lifecycle import NEW, Event
 from deskbridge.model import FieldError, InvalidRequest, ProvisioningRequest, Status, check_ticket, validate
 from deskbridge.runtime import Runtime
-from deskbridge.settings import STORAGE_NOT_SET, ConfigurationError, Settings, check_all
+from deskbridge.settings import ConfigurationError, Settings, check_all, check_storage
 
 log = telemetry.logger("deskbridge")
 
@@ -74,13 +74,12 @@ def accept(
                                                                                      delivery)
     except REFUSALS as exc:
         result = refusal(exc)
-    except Exception as exc:
-        storage = storage_refusal(exc)
-        if storage is None:
-            if delivery:
-                _forget(runtime, delivery)
-            raise
-        result = storage
+    except StorageError as exc:
+        result = storage_answer(exc)
+    except Exception:
+        if delivery:
+            _forget(runtime, delivery)
+        raise
     if delivery and result.http_status >= 500:
         _forget(runtime, delivery)  # let the sender's retry through
     ticket = result.body.get("ticket") or {}
@@ -116,7 +115,7 @@ def status(runtime: Runtime, source: str, ticket: str) -> Answer:
     try:
         record = runtime.ledger.get(source, ticket)
     except ConfigurationError as exc:
-        return answer(Status.FAILED, 503, errors=[FieldError(exc.setting, f"setting {exc.problem}")])
+        return refusal(exc)
     except StorageError as exc:
         return storage_answer(exc)
     if record is None:
@@ -264,27 +263,13 @@ def _preflight(runtime: Runtime, route: str, body: bytes, headers: Mapping[str, 
 
 def _setting_problems(runtime: Runtime, route: str) -> list[ConfigurationError]:
     """Every setting the approval path reads after the caller check that is missing or malformed, each once:
-    the mapping (JIRA_POST_FUNCTION_MATCH), validation (templates, default type, limits), the ledger, and what
-    the first attempt and its outcome need (deskbridge.attempt.setting_problems)."""
+    validation's limits, the ledger, the mapping (JIRA_POST_FUNCTION_MATCH), and what the first attempt and
+    its outcome need (templates and the default type among them: deskbridge.attempt.setting_groups)."""
     s = runtime.settings
-    found = {p.setting: p for p in check_all(s, ("limits",))}
-    reads = [lambda: attempt.policy_from(runtime), lambda: _storage_configured(s), lambda: s.ledger_table]
+    also = [lambda: check_storage(s), lambda: s.ledger_table]
     if route == "jira":
-        reads.append(lambda: s.jira_post_function_match)
-    for read in reads:
-        try:
-            read()
-        except ConfigurationError as problem:
-            found.setdefault(problem.setting, problem)
-    for problem in attempt.setting_problems(runtime):
-        found.setdefault(problem.setting, problem)
-    return list(found.values())
-
-
-def _storage_configured(s: Settings) -> None:
-    """The ledger and the retry queue can be reached (a connection string, or the identity-based URIs)."""
-    if not s.storage_connection_string and not (s.storage_service_uri("table") and s.storage_service_uri("queue")):
-        raise ConfigurationError("AzureWebJobsStorage", STORAGE_NOT_SET)
+        also.append(lambda: s.jira_post_function_match)
+    return check_all(s, ("limits", *attempt.setting_groups(s)), also)
 
 
 def _point_call(request: ProvisioningRequest, approval: Approval) -> dict[str, Any]:
@@ -300,8 +285,11 @@ def _point_call(request: ProvisioningRequest, approval: Approval) -> dict[str, A
     return {"method": "POST", "path": request.point_path, "body": body}
 
 
+def _body_hash(request: ProvisioningRequest) -> str:
+    return hashlib.sha256(request.canonical_json().encode("utf-8")).hexdigest()
+
+
 def _new_record(ticket: TicketRef, request: ProvisioningRequest, approval: Approval) -> LedgerRecord:
-    canonical = request.canonical_json()
     return LedgerRecord(
         source=ticket.source,
         ticket=ticket.id,
@@ -314,7 +302,7 @@ def _new_record(ticket: TicketRef, request: ProvisioningRequest, approval: Appro
         owner_count=len(request.owners),
         member_count=len(request.members),
         body=json.dumps(request.point_body(), ensure_ascii=False),
-        body_hash=hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
+        body_hash=_body_hash(request),
         reply_to=dict(approval.reply_to),
         warnings=list(approval.warnings),
     )

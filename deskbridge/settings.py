@@ -546,14 +546,20 @@ def _point_checks(settings: Settings) -> tuple[Callable[[], object], ...]:
         lambda: settings.point_timeouts,
         lambda: settings.point_retry_budget,
     )
+    return checks + ((lambda: settings.key_vault_url,) if uses_client_secret(settings) else ())
+
+
+def uses_client_secret(settings: Settings) -> bool:
+    """Whether the Syskit Point token needs the client secret from Key Vault (secret mode); a malformed mode
+    counts as secret mode, so that the Key Vault settings are checked too (the mode itself is named)."""
     try:
-        secret_mode = settings.point_auth_mode == "secret"
+        return settings.point_auth_mode == "secret"
     except ConfigurationError:
-        secret_mode = True  # named by the checks above
-    return checks + ((lambda: settings.key_vault_url,) if secret_mode else ())
+        return True
 
 
-def _storage_check(settings: Settings) -> None:
+def check_storage(settings: Settings) -> None:
+    """The ledger and the queues can be reached: a connection string, or the identity-based URIs."""
     if not settings.storage_connection_string and not (
         settings.storage_service_uri("queue") and settings.storage_service_uri("table")
     ):
@@ -570,7 +576,7 @@ SETTING_GROUPS: dict[str, Callable[[Settings], tuple[Callable[[], object], ...]]
         lambda: s.secret_stale,
     ),
     "storage": lambda s: (
-        lambda: _storage_check(s),
+        lambda: check_storage(s),
         lambda: s.ledger_table,
         lambda: s.deliveries_table,
         lambda: s.retry_queue,
@@ -585,6 +591,15 @@ SETTING_GROUPS: dict[str, Callable[[Settings], tuple[Callable[[], object], ...]]
         lambda: s.uncertain_resend_after,
     ),
     "limits": lambda s: (lambda: s.max_body_bytes, lambda: s.max_owners, lambda: s.max_members),
+    # What an attempt's outcome needs (the retry schedule, the queues it sends to), read before the record.
+    "outcome": lambda s: (
+        lambda: s.retry_schedule,
+        lambda: s.retry_max_age,
+        lambda: s.pending_stale,
+        lambda: s.retry_queue,
+        lambda: s.retry_poison_queue,
+        lambda: s.desk_queue,
+    ),
     "callers": lambda s: (
         lambda: s.signature_required("jira"),
         lambda: s.signature_required("servicenow"),
@@ -596,13 +611,16 @@ SETTING_GROUPS: dict[str, Callable[[Settings], tuple[Callable[[], object], ...]]
 }
 
 
-def check_all(settings: Settings, groups: Iterable[str] | None = None) -> list[ConfigurationError]:
-    """Every problem with the settings (of ``groups`` only, when given), each setting named once."""
+def check_all(
+    settings: Settings, groups: Iterable[str] | None = None, also: Iterable[Callable[[], object]] = ()
+) -> list[ConfigurationError]:
+    """Every problem with the settings (of ``groups`` only, when given, and the reads ``also``), each setting
+    named once."""
     problems: dict[str, ConfigurationError] = {}
-    for group in SETTING_GROUPS if groups is None else groups:
-        for check in SETTING_GROUPS[group](settings):
-            try:
-                check()
-            except ConfigurationError as problem:
-                problems.setdefault(problem.setting, problem)
+    checks = [check for group in (SETTING_GROUPS if groups is None else groups) for check in SETTING_GROUPS[group](settings)]
+    for check in [*checks, *also]:
+        try:
+            check()
+        except ConfigurationError as problem:
+            problems.setdefault(problem.setting, problem)
     return list(problems.values())
