@@ -232,8 +232,12 @@ def _accept(
         return answer(Status.IGNORED, 200, reason=understood.reason)
     ticket = understood.ticket
     ready = attempt.prepare(runtime)  # a bad setting fails here, before anything is written
-    if delivery is not None and delivery.repeat and runtime.ledger.get(ticket.source, ticket.id) is not None:
-        raise _replayed()  # the same delivery again, and it was handled: a replay
+    if delivery is not None and delivery.repeat:
+        recorded = runtime.ledger.get(ticket.source, ticket.id)
+        if recorded is not None and recorded.body_hash == _body_hash(understood.request):
+            raise _replayed()  # the same delivery again, and it was handled: a replay
+        # Not handled yet (the worker died after the id was recorded): a correction of a refused ticket
+        # must still reach its resubmission, so it goes on like any approval (a copy is a duplicate there).
     return _submit(runtime, ticket, understood.request, understood.approval, ready)
 
 

@@ -165,13 +165,6 @@ def corrected_content_attempted(cell: Cell) -> list[str]:
     return []
 
 
-# intake._accept takes a resent delivery (same webhook-id, same body) for a replay when ANY record exists for the
-# ticket; for a resubmission that record is the old rejected one, so a worker that died after recording the
-# delivery id and before the strict save leaves the correction refused (409) and never attempted. Owned by the
-# intake's maintainer (reported, not fixed here); the strict list below fails once it is fixed: empty it then.
-RESUBMIT_LOST = frozenset((index, CRASH) for index in range(3, 9))
-
-
 def exhausted_setup(cell: Cell) -> None:
     """Two attempts failed with a 503; the retry message due now carries the last attempt the schedule allows
     (tests/conftest.py: BRIDGE_RETRY_SCHEDULE 1,1 and no minimum age), and Syskit Point still answers 503."""
@@ -311,7 +304,6 @@ class Flow:
     run: Callable[[Cell], None]
     queue: str = ""  # a queue flow: the host takes its message before the function runs
     expect: Callable[[Cell], list[str]] | None = None  # what this flow must also hold after recovery
-    known: frozenset[tuple[int, str]] = frozenset()  # (call, kind) cells with a reported, unfixed problem
 
 
 FLOWS = [
@@ -326,7 +318,7 @@ FLOWS = [
     Flow("replay", replay_setup, replay_run),
     Flow("reconciler sweep", reconcile_setup, reconcile_run),
     Flow("resubmitted after a rejection", resubmit_setup, http_run("provision"),
-         expect=corrected_content_attempted, known=RESUBMIT_LOST),
+         expect=corrected_content_attempted),
     Flow("retries exhausted", exhausted_setup, queue_run("BRIDGE_RETRY_QUEUE", "retry"), "BRIDGE_RETRY_QUEUE"),
     Flow("retry poisoned", poisoned_setup, queue_run("BRIDGE_RETRY_POISON_QUEUE", "retry_poisoned"),
          "BRIDGE_RETRY_POISON_QUEUE"),
@@ -361,8 +353,6 @@ def test_crash_matrix(bridge, outbound, flow, capsys):
     assert recorded, f"{flow.name} made no outbound call: the matrix would have no cell"
 
     problems: list[str] = []
-    known: list[str] = []  # problems of the cells the flow lists as known (reported, not fixed yet)
-    still_known: set[tuple[int, str]] = set()
     for index, call in enumerate(recorded):
         for kind in KINDS:
             cell = start(bridge, outbound, flow)
@@ -373,23 +363,14 @@ def test_crash_matrix(bridge, outbound, flow, capsys):
                 problems.append(f"call {index} ({kind}): the flow went another way before it: {calls[:index + 1]}")
                 continue
             recover(cell)
-            found = [f"call {index} {call!r} ({kind}): {p}"
-                     for p in check(cell) + (flow.expect(cell) if flow.expect else [])]
-            if (index, kind) in flow.known and found:
-                known += found
-                still_known.add((index, kind))
-            else:
-                problems += found
+            problems += [f"call {index} {call!r} ({kind}): {p}"
+                         for p in check(cell) + (flow.expect(cell) if flow.expect else [])]
     with capsys.disabled():
         print(f"\ncrash matrix, {flow.name}: {len(recorded)} calls x {len(KINDS)} failure kinds = "
-              f"{len(recorded) * len(KINDS)} cells; {len(problems)} problems"
-              + (f", {len(known)} known (reported)" if flow.known else ""))
+              f"{len(recorded) * len(KINDS)} cells; {len(problems)} problems")
         for n, call in enumerate(recorded):
             print(f"  {n:2d} {call}")
-        for line in known:
-            print(f"  known: {line}")
     assert problems == []
-    assert still_known == set(flow.known), f"known problems gone (fixed? empty the list): {flow.known - still_known}"
 
 
 # == the preflight: no flow of its own, because it writes nothing ==============================
