@@ -1,9 +1,12 @@
 """The four ways main lost or doubled an approval before the explicit lifecycle, reproduced.
 
-Each test failed on the code before it (run against that commit's deskbridge/
-with these tests): a stuck ``pending`` after a setting error, a redelivered
-retry thrown away, a delivery id kept after a failed insert, a replay that
-started a second retry chain.
+Each test was seen failing on main before the lifecycle (6806cd4), run against
+that commit's deskbridge/ when the lifecycle branch was written: a stuck
+``pending`` after a setting error, a redelivered retry thrown away, a delivery
+id kept after a failed insert, a replay that started a second retry chain.
+The fixtures have moved on since (tables and queues made in one explicit step,
+``Runtime.ensure_storage``), so they no longer run against that code as they
+are.
 """
 
 from __future__ import annotations
