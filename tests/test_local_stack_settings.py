@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools.azurite import stop_leftover
 from devtools.local_settings import StackSettings, restore, stack_marker, yours_path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,9 +30,14 @@ USERS_FILE = (
 )
 
 
+_STARTED: list[RunningStack] = []  # stopped by the fixture below if a test fails before it stops them
+
+
 class RunningStack:
     def __init__(self, settings: Path, workdir: Path) -> None:
+        _STARTED.append(self)
         self.settings = settings
+        self.workdir = workdir
         self.log = workdir / "stack.out"
         workdir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log, "wb")  # noqa: SIM115 - closed in wait()
@@ -59,9 +65,33 @@ class RunningStack:
         return self.log.read_text()
 
 
+@pytest.fixture(autouse=True)
+def no_stack_outlives_its_test():
+    """A test that fails before it stops its stack must not leave it (and its Azurite) holding the next run's
+    files and ports."""
+    yield
+    while _STARTED:
+        stack = _STARTED.pop()
+        if stack.process.poll() is None:
+            stack.process.kill()
+            stack.wait()
+        stop_leftover(stack.workdir / "azurite.pid")
+
+
 @pytest.fixture
 def folder(tmp_path):
     return tmp_path / "app"
+
+
+def second_stack(path: Path, workdir: Path) -> subprocess.CompletedProcess[str]:
+    """Another stack started on the same settings file: it must refuse and change nothing."""
+    return subprocess.run(
+        [sys.executable, "-m", "devtools.stack", "--write-settings", str(path), "--workdir", str(workdir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def users_file(folder: Path) -> Path:
@@ -163,13 +193,7 @@ def test_a_second_stack_does_not_take_a_file_another_one_holds(folder, tmp_path)
     path = users_file(folder)
     first = RunningStack(path, tmp_path / "one")
     held = path.read_bytes()
-    second = subprocess.run(
-        [sys.executable, "-m", "devtools.stack", "--write-settings", str(path), "--workdir", str(tmp_path / "two")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    second = second_stack(path, tmp_path / "two")
     assert second.returncode == 1 and f"pid {first.process.pid}" in second.stderr
     assert path.read_bytes() == held and yours_path(path).read_bytes() == USERS_FILE
     first.stop(signal.SIGTERM)
@@ -181,13 +205,7 @@ def test_a_second_stack_does_not_take_the_file_of_a_running_one_either(folder, t
     path = folder / "local.settings.json"
     first = RunningStack(path, tmp_path / "one")
     held = path.read_bytes()
-    second = subprocess.run(
-        [sys.executable, "-m", "devtools.stack", "--write-settings", str(path), "--workdir", str(tmp_path / "two")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    second = second_stack(path, tmp_path / "two")
     assert second.returncode == 1 and f"kill {first.process.pid}" in second.stderr
     assert path.read_bytes() == held
     first.stop(signal.SIGTERM)

@@ -185,13 +185,18 @@ def test_flow_scripts_are_es5():
         assert done.returncode == 0, (script.name, done.stderr)
 
 
-@pytest.mark.skipif(NODE is None, reason="needs Node.js")
-def test_flow_action_builds_sends_and_notes_what_the_bridge_accepts(bridge, tmp_path):
+def signed_flow_properties(bridge) -> dict[str, str]:
+    """The system properties the Flow action reads, with a signing secret the bridge's ServiceNow route checks."""
     signing_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     bridge.stack.vault.set_secret("servicenow-signing", signing_secret)
     bridge.configure(SERVICENOW_SIGNING_SECRET_NAME="servicenow-signing")
-    properties = {"deskbridge.url": "https://bridge.example", "deskbridge.function_key": "fk-flow",
-                  "deskbridge.signing_key": signing_secret}
+    return {"deskbridge.url": "https://bridge.example", "deskbridge.function_key": "fk-flow",
+            "deskbridge.signing_key": signing_secret}
+
+
+@pytest.mark.skipif(NODE is None, reason="needs Node.js")
+def test_flow_action_builds_sends_and_notes_what_the_bridge_accepts(bridge, tmp_path):
+    properties = signed_flow_properties(bridge)
     built = run_flow_step(tmp_path, "build-request", properties=properties, **flow_item())["outputs"]
     assert built["error"] == "" and built["endpoint"] == "https://bridge.example/api/servicenow"
     assert built["body"].isascii() and built["webhook_signature"].startswith("v1,")
@@ -267,11 +272,7 @@ def sent_as_the_flow_sends(bridge, built):
 
 @pytest.mark.skipif(NODE is None, reason="needs Node.js")
 def test_flow_action_checks_a_request_on_catalog_submission(bridge, tmp_path):
-    signing_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-    bridge.stack.vault.set_secret("servicenow-signing", signing_secret)
-    bridge.configure(SERVICENOW_SIGNING_SECRET_NAME="servicenow-signing")
-    properties = {"deskbridge.url": "https://bridge.example", "deskbridge.function_key": "fk-flow",
-                  "deskbridge.signing_key": signing_secret}
+    properties = signed_flow_properties(bridge)
     built = run_flow_step(tmp_path, "build-request", properties=properties, inputs={"check_only": True},
                           **flow_item())["outputs"]
     assert built["endpoint"] == "https://bridge.example/api/servicenow?validate=true"
