@@ -78,9 +78,8 @@ def parse(payload: Any, idempotency_key: str | None) -> Approval:
     ticket_id = str(ticket.get("id") or "").strip() or (idempotency_key or "").strip()
     if not ticket_id and from_comment:
         ticket_id = from_comment.id
-    named = {e.field for e in errors}
     identity = check_ticket(source, ticket_id) if ticket_id else check_source(source)
-    errors += [e for e in identity if e.field not in named]
+    errors += InvalidRequest(identity).beyond(errors)
     approval = Approval(TicketRef(source, ticket_id), draft, reply_to)
     if errors:
         approval.problems.append(InvalidRequest(errors))
