@@ -26,7 +26,19 @@ from typing import Any
 
 import pytest
 from conftest import fixture, functions
-from crash_harness import CRASH, KINDS, Cell, Outbound, check, install, queue_client, recover, run_guarded, take
+from crash_harness import (
+    CRASH,
+    KINDS,
+    Cell,
+    Outbound,
+    check,
+    finish,
+    install,
+    queue_client,
+    recover,
+    run_guarded,
+    take,
+)
 
 from deskbridge import auth
 
@@ -254,6 +266,29 @@ def replay_setup(cell: Cell) -> None:
     retry_setup(cell)  # queued, and its delayed message due now: the chain a replay must replace
 
 
+def redelivered(setup: Callable[[Cell], None]) -> Callable[[Cell], None]:
+    """The same desk update, its first delivery taken and failed without a word: the host's second delivery
+    (dequeue count 2) looks for each step's marker before it writes."""
+
+    def then_failed_once(cell: Cell) -> None:
+        setup(cell)
+        finish(cell.bridge, "BRIDGE_DESK_QUEUE", take(cell.bridge, "BRIDGE_DESK_QUEUE"), ok=False)
+
+    return then_failed_once
+
+
+def plain_jira_desk_setup(cell: Cell) -> None:
+    """A Jira Software site: a plain comment with its marker as a comment property."""
+    cell.bridge.configure(JIRA_INTERNAL_NOTE="false")
+    jira_desk_setup(cell)
+
+
+def failing_jira_desk_setup(cell: Cell) -> None:
+    """Jira answers 503 once: the update's next try is written in the ledger and queued for later."""
+    jira_desk_setup(cell)
+    cell.bridge.stack.jira.fail_next(1, 503, method="POST")
+
+
 def stale_replay_setup(cell: Cell) -> None:
     """A worker died in the first approval's Syskit Point POST; the claim is pending past the stale limit."""
     bridge = cell.bridge
@@ -315,6 +350,14 @@ FLOWS = [
          "BRIDGE_DESK_QUEUE"),
     Flow("desk update (ServiceNow)", servicenow_desk_setup, queue_run("BRIDGE_DESK_QUEUE", "desk_update"),
          "BRIDGE_DESK_QUEUE"),
+    Flow("desk update redelivered (Jira, callback)", redelivered(jira_desk_setup),
+         queue_run("BRIDGE_DESK_QUEUE", "desk_update"), "BRIDGE_DESK_QUEUE"),
+    Flow("desk update redelivered (ServiceNow)", redelivered(servicenow_desk_setup),
+         queue_run("BRIDGE_DESK_QUEUE", "desk_update"), "BRIDGE_DESK_QUEUE"),
+    Flow("desk update (Jira, plain comment)", plain_jira_desk_setup, queue_run("BRIDGE_DESK_QUEUE", "desk_update"),
+         "BRIDGE_DESK_QUEUE"),
+    Flow("desk update (Jira answers 503 once)", failing_jira_desk_setup,
+         queue_run("BRIDGE_DESK_QUEUE", "desk_update"), "BRIDGE_DESK_QUEUE"),
     Flow("replay", replay_setup, replay_run),
     Flow("reconciler sweep", reconcile_setup, reconcile_run),
     Flow("resubmitted after a rejection", resubmit_setup, http_run("provision"),
