@@ -251,7 +251,9 @@ def test_the_deploying_user_gets_secrets_officer_and_the_storage_data_roles_only
     assert azd["grantDeployerDataAccess"]["value"] == "${GRANT_DEPLOYER_DATA_ACCESS}"
 
 
-@pytest.mark.parametrize(("grant", "expected"), [(None, ""), (False, ""), (True, "44444444-4444-4444-4444-444444444444")])
+@pytest.mark.parametrize(
+    ("grant", "expected"), [(None, ""), (False, ""), (True, "44444444-4444-4444-4444-444444444444")]
+)
 def test_the_deployer_principal_reaches_the_data_role_modules_only_when_granted(grant, expected):
     """azd always sets AZURE_PRINCIPAL_ID; only GRANT_DEPLOYER_DATA_ACCESS=true lets it through."""
     params = {"environmentName": "deskbridge-dev", "location": "westeurope"}
