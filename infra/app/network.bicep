@@ -3,7 +3,8 @@
 // with private DNS zones linked to that network, for the storage account's
 // blob, queue and table services and for the vault. The storage account and
 // the vault turn their public network access off (privateNetworkOnly), so
-// these endpoints are the only way in.
+// these endpoints are the only way in. Each endpoint, with its zone, comes
+// from private-link.bicep.
 param vnetName string
 param location string
 param tags object = {}
@@ -17,14 +18,37 @@ param keyVaultId string
 
 var appSubnetName = 'app'
 var privateEndpointSubnetName = 'private-endpoints'
-var storageServices = [
-  'blob'
-  'queue'
-  'table'
+var storageName = last(split(storageAccountId, '/'))
+var vaultName = last(split(keyVaultId, '/'))
+// One private endpoint per service the app reaches, each with the private DNS
+// zone that makes the service's own host name resolve to it inside the network
+// (the zones of the Azure public cloud; the storage ones follow its suffix).
+var privateLinks = [
+  {
+    name: 'pe-${storageName}-blob'
+    targetId: storageAccountId
+    groupId: 'blob'
+    zone: 'privatelink.blob.${environment().suffixes.storage}'
+  }
+  {
+    name: 'pe-${storageName}-queue'
+    targetId: storageAccountId
+    groupId: 'queue'
+    zone: 'privatelink.queue.${environment().suffixes.storage}'
+  }
+  {
+    name: 'pe-${storageName}-table'
+    targetId: storageAccountId
+    groupId: 'table'
+    zone: 'privatelink.table.${environment().suffixes.storage}'
+  }
+  {
+    name: 'pe-${vaultName}-vault'
+    targetId: keyVaultId
+    groupId: 'vault'
+    zone: 'privatelink.vaultcore.azure.net'
+  }
 ]
-// privatelink zones of the Azure public cloud; the storage ones follow the cloud's suffix.
-var storageZones = [for service in storageServices: 'privatelink.${service}.${environment().suffixes.storage}']
-var vaultZone = 'privatelink.vaultcore.azure.net'
 
 resource vnet 'Microsoft.Network/virtualNetworks@2024-01-01' = {
   name: vnetName
@@ -66,117 +90,20 @@ resource vnet 'Microsoft.Network/virtualNetworks@2024-01-01' = {
   }
 }
 
-resource storageDnsZones 'Microsoft.Network/privateDnsZones@2020-06-01' = [for zone in storageZones: {
-  name: zone
-  location: 'global'
-  tags: tags
-}]
-
-resource storageDnsLinks 'Microsoft.Network/privateDnsZones/virtualNetworkLinks@2020-06-01' = [for (zone, i) in storageZones: {
-  parent: storageDnsZones[i]
-  name: '${vnetName}-link'
-  location: 'global'
-  tags: tags
-  properties: {
-    registrationEnabled: false
-    virtualNetwork: {
-      id: vnet.id
-    }
+module privateLink 'private-link.bicep' = [for link in privateLinks: {
+  name: 'private-link-${link.groupId}'
+  params: {
+    name: link.name
+    location: location
+    tags: tags
+    subnetId: '${vnet.id}/subnets/${privateEndpointSubnetName}'
+    vnetId: vnet.id
+    vnetName: vnetName
+    targetId: link.targetId
+    groupId: link.groupId
+    zoneName: link.zone
   }
 }]
-
-resource storageEndpoints 'Microsoft.Network/privateEndpoints@2024-01-01' = [for (service, i) in storageServices: {
-  name: 'pe-${last(split(storageAccountId, '/'))}-${service}'
-  location: location
-  tags: tags
-  properties: {
-    subnet: {
-      id: '${vnet.id}/subnets/${privateEndpointSubnetName}'
-    }
-    privateLinkServiceConnections: [
-      {
-        name: service
-        properties: {
-          privateLinkServiceId: storageAccountId
-          groupIds: [
-            service
-          ]
-        }
-      }
-    ]
-  }
-}]
-
-resource storageEndpointZones 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2024-01-01' = [for (service, i) in storageServices: {
-  parent: storageEndpoints[i]
-  name: 'default'
-  properties: {
-    privateDnsZoneConfigs: [
-      {
-        name: service
-        properties: {
-          privateDnsZoneId: storageDnsZones[i].id
-        }
-      }
-    ]
-  }
-}]
-
-resource vaultDnsZone 'Microsoft.Network/privateDnsZones@2020-06-01' = {
-  name: vaultZone
-  location: 'global'
-  tags: tags
-}
-
-resource vaultDnsLink 'Microsoft.Network/privateDnsZones/virtualNetworkLinks@2020-06-01' = {
-  parent: vaultDnsZone
-  name: '${vnetName}-link'
-  location: 'global'
-  tags: tags
-  properties: {
-    registrationEnabled: false
-    virtualNetwork: {
-      id: vnet.id
-    }
-  }
-}
-
-resource vaultEndpoint 'Microsoft.Network/privateEndpoints@2024-01-01' = {
-  name: 'pe-${last(split(keyVaultId, '/'))}-vault'
-  location: location
-  tags: tags
-  properties: {
-    subnet: {
-      id: '${vnet.id}/subnets/${privateEndpointSubnetName}'
-    }
-    privateLinkServiceConnections: [
-      {
-        name: 'vault'
-        properties: {
-          privateLinkServiceId: keyVaultId
-          groupIds: [
-            'vault'
-          ]
-        }
-      }
-    ]
-  }
-}
-
-resource vaultEndpointZone 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2024-01-01' = {
-  parent: vaultEndpoint
-  name: 'default'
-  properties: {
-    privateDnsZoneConfigs: [
-      {
-        name: 'vault'
-        properties: {
-          privateDnsZoneId: vaultDnsZone.id
-        }
-      }
-    ]
-  }
-}
 
 output vnetId string = vnet.id
 output appSubnetId string = '${vnet.id}/subnets/${appSubnetName}'

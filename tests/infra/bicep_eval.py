@@ -170,6 +170,22 @@ class Evaluation:
             self._variables[name] = self.eval(self.file.value_node(self.file.variables[name]), {})
         return self._variables[name]
 
+    def resource_property(self, resource: str, *path: str) -> Any:
+        """One property of a (non-loop) resource's body, e.g. ("properties", "publicNetworkAccess")."""
+        node = self.file.value_node(self.file.resources[resource])
+        if node.type == "if_statement":
+            node = _named(node)[-1]
+        for key in path:
+            node = _object_properties(node)[key]
+        return self.eval(node, {})
+
+    def condition(self, declaration: str) -> bool:
+        """The `if (...)` of a conditional resource or module."""
+        node = self.file.value_node(self.file.resources.get(declaration) or self.file.modules[declaration])
+        if node.type != "if_statement":
+            raise Unsupported(f"{declaration} has no condition")
+        return self.eval(_named(node)[0], {})
+
     def output(self, name: str) -> Any:
         return self.eval(self.file.value_node(self.file.outputs[name]), {})
 
@@ -375,6 +391,14 @@ class Evaluation:
         # Not ARM's algorithm (a 64-bit murmur hash): the same inputs give the same 13 characters.
         digest = hashlib.sha256("|".join(_string(v) for v in values).encode()).digest()
         return "".join("abcdefghijklmnopqrstuvwxyz234567"[b % 32] for b in digest[:13])
+
+    def _fn_environment(self):
+        return {"suffixes": {"storage": "core.windows.net", "keyvaultDns": ".vault.azure.net"}}
+
+    def _fn_last(self, value):
+        if isinstance(value, list | str):
+            return value[-1] if value else None
+        raise TemplateError(f"last() of {value!r}")
 
     def _fn_tenant(self):
         return {"tenantId": self.tenant_id}
