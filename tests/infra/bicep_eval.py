@@ -393,7 +393,10 @@ class Evaluation:
         return "".join("abcdefghijklmnopqrstuvwxyz234567"[b % 32] for b in digest[:13])
 
     def _fn_environment(self):
-        return {"suffixes": {"storage": "core.windows.net", "keyvaultDns": ".vault.azure.net"}}
+        return {  # the Azure public cloud
+            "authentication": {"loginEndpoint": "https://login.microsoftonline.com/"},
+            "suffixes": {"storage": "core.windows.net", "keyvaultDns": ".vault.azure.net"},
+        }
 
     def _fn_last(self, value):
         if isinstance(value, list | str):
