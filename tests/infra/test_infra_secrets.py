@@ -277,3 +277,23 @@ def test_a_feature_turned_on_by_its_value_alone_stays_on_after_the_value_is_clea
     # a feature that was never on stays off: its name comes back empty, and empty is the default
     assert first.env["SERVICENOW_TOKEN_SECRET_NAME"] == ""
     assert "SERVICENOW_TOKEN_SECRET_NAME" not in provision(first.env).settings
+
+
+def test_every_secure_parameter_is_cleared_from_the_azd_environment_by_an_empty_output():
+    """A secret value added later (another branch's) must also be written once: its azd value cleared."""
+    main = bicep_file(INFRA / "main.bicep")
+    evaluation = Evaluation(main, parameter_values(AZD_ENV))
+    values = parameters_file()
+    secure = [name for name in main.params if _is_secure(main, name)]
+    assert len(secure) >= len(SECRET_ENV)
+    gaps = []
+    for parameter in secure:
+        (env_name,) = env_names(values[parameter])
+        for name in (env_name, f"{env_name}_EXPIRES_ON"):
+            if name not in main.outputs or evaluation.output(name) != "":
+                gaps.append(f"output {name} string = ''")
+    assert gaps == [], "add to infra/main.bicep (so a provision writes the value once):\n" + "\n".join(gaps)
+
+
+def _is_secure(main, name: str) -> bool:
+    return any(call.text.decode() == "secure()" for call in main.decorators.get(name, []))
