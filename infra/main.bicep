@@ -192,9 +192,10 @@ param servicenowSigningSecretExpiresOn string = ''
 param provisionSigningSecretExpiresOn string = ''
 
 // ------------------------------------------------------------ secret names
-// A feature whose secret-name setting is absent is off. Give a name to use a
-// secret you put in the vault yourself; two comma-separated names during
-// rotation (the first one is the one written from the value above).
+// A feature whose secret-name setting is absent is off. A name chooses where
+// the value above is written; two comma-separated names during a rotation of
+// a secret a sender signs with (the first one is the one written, and the
+// bridge accepts either). The outputs keep the names in the azd environment.
 
 @description('POINT_CLIENT_SECRET_NAME: Key Vault secret holding the integration app\'s client secret')
 param pointClientSecretName string = 'point-client-secret'
