@@ -65,8 +65,11 @@ param keyVaultName string = ''
 @description('Key Vault purge protection. true (production): a deleted vault and its secrets can be recovered for 90 days and nobody can purge them earlier, so its name stays taken; once on it cannot be turned off. false (trial): `azd down --purge` frees the name at once, and a deleted vault is still recoverable until purged')
 param keyVaultPurgeProtection bool = true
 
-@description('Object id of the person (or pipeline) running the deployment (azd: AZURE_PRINCIPAL_ID): gets Key Vault Secrets Officer and the storage data roles, for `func start` against this environment; empty: no extra role assignments')
+@description('Object id of the person (or pipeline) running the deployment (azd sets AZURE_PRINCIPAL_ID to the signed-in user); used only when grantDeployerDataAccess is true')
 param principalId string = ''
+
+@description('true (a development environment): principalId gets Key Vault Secrets Officer on the vault and the storage data roles, for `func start` against this environment. false (default, and for production): the deployer gets no data access; only the app\'s managed identity reads the secrets, ledger and queues')
+param grantDeployerDataAccess bool = false
 
 @description('What principalId is (azd: AZURE_PRINCIPAL_TYPE): User for a person, ServicePrincipal for a pipeline')
 @allowed(['User', 'ServicePrincipal', 'Group'])
@@ -98,15 +101,35 @@ param logRetentionInDays int = 30
 @description('E-mail address that gets the alerts (failed, poisoned or uncertain requests; authorization, setting, secret and unhandled errors); empty: no e-mail')
 param alertEmail string = ''
 
-@description('true: the bridge gets its Syskit Point token with the integration app\'s client secret from Key Vault. false: with the managed identity as a federated credential of the integration app (POINT_AUTH_MODE=federated); add the credential from the outputs first')
+@description('Older spelling of POINT_AUTH_MODE, used when POINT_AUTH_MODE is empty. true: secret; false: federated')
 param usePointClientSecret bool = true
 
-@description('Expiry written on each secret this deployment sets (the bridge warns BRIDGE_SECRET_EXPIRY_WARNING_DAYS before it)')
+@description('POINT_AUTH_MODE: secret (the integration app\'s client secret from Key Vault) or federated (the managed identity as a federated credential of the integration app; add the credential from the outputs first). Empty: USE_POINT_CLIENT_SECRET decides (secret by default)')
+@allowed(['', 'secret', 'federated'])
+param pointAuthMode string = ''
+
+@description('Expiry written on a secret this deployment writes when its own *_EXPIRES_ON is not given (the bridge warns BRIDGE_SECRET_EXPIRY_WARNING_DAYS before it). A secret is written only in the provision that got its value, so an expiry is never rewritten on its own')
 param secretsExpireOn string = dateTimeAdd(utcNow(), 'P1Y')
 
+// ----------------------------------------------------------- network
+@description('true: network isolation. The function app sends its outbound traffic through a virtual network; the storage account (blob, queue, table) and the vault are reached through private endpoints with private DNS zones, and their public network access is off. The function app itself stays reachable from the internet (the desks and Syskit Point call it). false (default): no virtual network; storage and vault accept Entra ID callers over their public endpoints')
+param vnetEnabled bool = false
+
+@description('Address space of the virtual network (used when vnetEnabled)')
+param vnetAddressPrefix string = '10.40.0.0/16'
+
+@description('Subnet the function app integrates with, delegated to Microsoft.App/environments (used when vnetEnabled)')
+param appSubnetPrefix string = '10.40.1.0/24'
+
+@description('Subnet holding the private endpoints of storage and the vault (used when vnetEnabled)')
+param privateEndpointSubnetPrefix string = '10.40.2.0/24'
+
 // ---------------------------------------------------------- secret values
-// Optional. A secret is written to Key Vault only when its value is given;
-// deploying again without it leaves the stored secret as it is.
+// Optional. A secret is written to Key Vault only when its value is given,
+// and a value is given to one provision only: the outputs at the end set
+// each value (and its *_EXPIRES_ON) back to empty in the azd environment, so
+// provisioning again writes nothing and cannot put an older value back after
+// a rotation. Rotate with `azd env set-secret NAME` and `azd provision`.
 
 @secure()
 @description('Client secret of the integration app (Entra ID); stored as POINT_CLIENT_SECRET_NAME')
@@ -140,10 +163,39 @@ param servicenowSigningSecret string = ''
 @description('Standard Webhooks secret (whsec_...) for /api/provision; stored as provision-signing-secret unless PROVISION_SIGNING_SECRET_NAME is given')
 param provisionSigningSecret string = ''
 
+// An explicit expiry per secret (ISO 8601, e.g. the Entra client secret's
+// real end date 2027-06-30T00:00:00Z), used when that secret is written;
+// empty: secretsExpireOn.
+
+@description('Expiry of the pointClientSecret written in this provision')
+param pointClientSecretExpiresOn string = ''
+
+@description('Expiry of the pointWebhookKey written in this provision')
+param pointWebhookKeyExpiresOn string = ''
+
+@description('Expiry of the jiraWebhookSecret written in this provision')
+param jiraWebhookSecretExpiresOn string = ''
+
+@description('Expiry of the jiraApiToken written in this provision')
+param jiraApiTokenExpiresOn string = ''
+
+@description('Expiry of the servicenowPassword written in this provision')
+param servicenowPasswordExpiresOn string = ''
+
+@description('Expiry of the servicenowToken written in this provision')
+param servicenowTokenExpiresOn string = ''
+
+@description('Expiry of the servicenowSigningSecret written in this provision')
+param servicenowSigningSecretExpiresOn string = ''
+
+@description('Expiry of the provisionSigningSecret written in this provision')
+param provisionSigningSecretExpiresOn string = ''
+
 // ------------------------------------------------------------ secret names
-// A feature whose secret-name setting is absent is off. Give a name to use a
-// secret you put in the vault yourself; two comma-separated names during
-// rotation (the first one is the one written from the value above).
+// A feature whose secret-name setting is absent is off. A name chooses where
+// the value above is written; two comma-separated names during a rotation of
+// a secret a sender signs with (the first one is the one written, and the
+// bridge accepts either). The outputs keep the names in the azd environment.
 
 @description('POINT_CLIENT_SECRET_NAME: Key Vault secret holding the integration app\'s client secret')
 param pointClientSecretName string = 'point-client-secret'
@@ -349,14 +401,21 @@ var tags = {
   'azd-env-name': environmentName
 }
 var deploymentContainerName = 'deployment-package'
+// The deployer's data roles are opt-in (grantDeployerDataAccess): an empty
+// principal id tells the storage and vault modules to grant nothing.
+var deployerPrincipalId = grantDeployerDataAccess ? principalId : ''
 
 // ------------------------------------------------------------- secrets
 // Each feature's secret names as the bridge gets them: the names given
 // (comma-separated during rotation), each trimmed; else the default name
 // when the secret's value is given; else none, and the feature is off.
 
+// POINT_AUTH_MODE when given, else the older USE_POINT_CLIENT_SECRET.
+var effectivePointAuthMode = empty(pointAuthMode) ? (usePointClientSecret ? 'secret' : 'federated') : pointAuthMode
+var useClientSecret = effectivePointAuthMode == 'secret'
+
 var pointClientSecretNameList = [for name in split(pointClientSecretName, ','): trim(name)]
-var pointClientSecretNames = usePointClientSecret ? (empty(trim(pointClientSecretName)) ? ['point-client-secret'] : pointClientSecretNameList) : []
+var pointClientSecretNames = useClientSecret ? (empty(trim(pointClientSecretName)) ? ['point-client-secret'] : pointClientSecretNameList) : []
 var pointWebhookKeyNameList = [for name in split(pointWebhookKeySecretName, ','): trim(name)]
 var pointWebhookKeyNames = empty(trim(pointWebhookKeySecretName)) ? (empty(pointWebhookKey) ? [] : ['point-webhook-key']) : pointWebhookKeyNameList
 var jiraWebhookSecretNameList = [for name in split(jiraWebhookSecretName, ','): trim(name)]
@@ -399,39 +458,48 @@ var secretNameList = flatten([
 ])
 var invalidSecretNames = filter(secretNameList, name => length(name) < 1 || length(name) > 127 || uriComponent(name) != name || contains(name, '_') || contains(name, '.') || contains(name, '~') || contains(name, '!') || contains(name, '*') || contains(name, '\'') || contains(name, '(') || contains(name, ')'))
 
-// The secret a feature writes from its value: the first of its names.
+// The secret a feature writes from its value: the first of its names, with
+// its own expiry when one is given.
 var secretsToWrite = [
   {
     name: empty(pointClientSecretNames) ? '' : first(pointClientSecretNames)
-    value: usePointClientSecret ? pointClientSecret : ''
+    value: useClientSecret ? pointClientSecret : ''
+    expiresOn: empty(pointClientSecretExpiresOn) ? secretsExpireOn : pointClientSecretExpiresOn
   }
   {
     name: empty(pointWebhookKeyNames) ? '' : first(pointWebhookKeyNames)
     value: pointWebhookKey
+    expiresOn: empty(pointWebhookKeyExpiresOn) ? secretsExpireOn : pointWebhookKeyExpiresOn
   }
   {
     name: empty(jiraWebhookSecretNames) ? '' : first(jiraWebhookSecretNames)
     value: jiraWebhookSecret
+    expiresOn: empty(jiraWebhookSecretExpiresOn) ? secretsExpireOn : jiraWebhookSecretExpiresOn
   }
   {
     name: empty(jiraApiTokenNames) ? '' : first(jiraApiTokenNames)
     value: jiraApiToken
+    expiresOn: empty(jiraApiTokenExpiresOn) ? secretsExpireOn : jiraApiTokenExpiresOn
   }
   {
     name: empty(servicenowPasswordNames) ? '' : first(servicenowPasswordNames)
     value: servicenowPassword
+    expiresOn: empty(servicenowPasswordExpiresOn) ? secretsExpireOn : servicenowPasswordExpiresOn
   }
   {
     name: empty(servicenowTokenNames) ? '' : first(servicenowTokenNames)
     value: servicenowToken
+    expiresOn: empty(servicenowTokenExpiresOn) ? secretsExpireOn : servicenowTokenExpiresOn
   }
   {
     name: empty(servicenowSigningSecretNames) ? '' : first(servicenowSigningSecretNames)
     value: servicenowSigningSecret
+    expiresOn: empty(servicenowSigningSecretExpiresOn) ? secretsExpireOn : servicenowSigningSecretExpiresOn
   }
   {
     name: empty(provisionSigningSecretNames) ? '' : first(provisionSigningSecretNames)
     value: provisionSigningSecret
+    expiresOn: empty(provisionSigningSecretExpiresOn) ? secretsExpireOn : provisionSigningSecretExpiresOn
   }
 ]
 
@@ -496,8 +564,9 @@ module storage 'app/storage.bicep' = {
       bridgeDeskPoisonQueue
     ]
     principalId: identity.outputs.principalId
-    userPrincipalId: principalId
+    userPrincipalId: deployerPrincipalId
     userPrincipalType: principalType
+    privateNetworkOnly: vnetEnabled
   }
 }
 
@@ -512,10 +581,25 @@ module keyVault 'app/keyvault.bicep' = {
     secrets: {
       items: checkedSecrets
     }
-    secretsExpireOn: secretsExpireOn
     purgeProtection: keyVaultPurgeProtection
-    userPrincipalId: principalId
+    userPrincipalId: deployerPrincipalId
     userPrincipalType: principalType
+    privateNetworkOnly: vnetEnabled
+  }
+}
+
+module network 'app/network.bicep' = if (vnetEnabled) {
+  name: 'network'
+  scope: rg
+  params: {
+    vnetName: '${abbrs.networkVirtualNetworks}${resourceToken}'
+    location: location
+    tags: tags
+    vnetAddressPrefix: vnetAddressPrefix
+    appSubnetPrefix: appSubnetPrefix
+    privateEndpointSubnetPrefix: privateEndpointSubnetPrefix
+    storageAccountId: storage.outputs.id
+    keyVaultId: keyVault.outputs.id
   }
 }
 
@@ -523,7 +607,7 @@ module keyVault 'app/keyvault.bicep' = {
 // secret names, which are set above only for the features that are on.
 var bridgeSettings = union(secretNameSettings, {
   KEY_VAULT_URL: keyVault.outputs.uri
-  POINT_AUTH_MODE: usePointClientSecret ? 'secret' : 'federated'
+  POINT_AUTH_MODE: effectivePointAuthMode
   POINT_URL: pointUrl
   POINT_TENANT_ID: empty(pointTenantId) ? tenant().tenantId : pointTenantId
   POINT_API_APP_ID: pointApiAppId
@@ -600,6 +684,7 @@ module functionApp 'app/function.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
     httpPerInstanceConcurrency: httpPerInstanceConcurrency
+    virtualNetworkSubnetId: vnetEnabled ? network.outputs.appSubnetId : ''
   }
 }
 
@@ -637,3 +722,53 @@ output MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output FEDERATED_CREDENTIAL_ISSUER string = '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
 output FEDERATED_CREDENTIAL_SUBJECT string = identity.outputs.principalId
 output FEDERATED_CREDENTIAL_AUDIENCE string = 'api://AzureADTokenExchange'
+
+// Settings the template works out, under the names the bridge reads, so that
+// the azd environment shows what the app runs with. (Not POINT_AUTH_MODE: it
+// would then hide a later USE_POINT_CLIENT_SECRET.)
+output KEY_VAULT_URL string = keyVault.outputs.uri
+output POINT_TENANT_ID string = empty(pointTenantId) ? tenant().tenantId : pointTenantId
+
+// ------------------------------------------------- secrets: once per value
+// azd writes every output into .azure/<env>/.env, over what was there. These
+// set each secret value and its *_EXPIRES_ON back to empty, so the next
+// provision gets no value and writes nothing: a secret is written by the one
+// provision after `azd env set-secret NAME`, never again, and a value
+// rotated since cannot be rolled back by a later provision. The secret names
+// in effect are kept, so that a feature turned on by giving its value stays
+// on once the value is gone. The values written here are always empty or a
+// secret's name, never a secret (hence the linter's disable lines).
+#disable-next-line outputs-should-not-contain-secrets
+output POINT_CLIENT_SECRET string = ''
+output POINT_CLIENT_SECRET_EXPIRES_ON string = ''
+output POINT_CLIENT_SECRET_NAME string = join(pointClientSecretNames, ',')
+#disable-next-line outputs-should-not-contain-secrets
+output POINT_WEBHOOK_KEY string = ''
+output POINT_WEBHOOK_KEY_EXPIRES_ON string = ''
+output POINT_WEBHOOK_KEY_SECRET_NAME string = join(pointWebhookKeyNames, ',')
+#disable-next-line outputs-should-not-contain-secrets
+output JIRA_WEBHOOK_SECRET string = ''
+output JIRA_WEBHOOK_SECRET_EXPIRES_ON string = ''
+output JIRA_WEBHOOK_SECRET_NAME string = join(jiraWebhookSecretNames, ',')
+#disable-next-line outputs-should-not-contain-secrets
+output JIRA_API_TOKEN string = ''
+output JIRA_API_TOKEN_EXPIRES_ON string = ''
+output JIRA_API_TOKEN_SECRET_NAME string = join(jiraApiTokenNames, ',')
+#disable-next-line outputs-should-not-contain-secrets
+output SERVICENOW_PASSWORD string = ''
+#disable-next-line outputs-should-not-contain-secrets
+output SERVICENOW_PASSWORD_EXPIRES_ON string = ''
+#disable-next-line outputs-should-not-contain-secrets
+output SERVICENOW_PASSWORD_SECRET_NAME string = join(servicenowPasswordNames, ',')
+#disable-next-line outputs-should-not-contain-secrets
+output SERVICENOW_TOKEN string = ''
+output SERVICENOW_TOKEN_EXPIRES_ON string = ''
+output SERVICENOW_TOKEN_SECRET_NAME string = join(servicenowTokenNames, ',')
+#disable-next-line outputs-should-not-contain-secrets
+output SERVICENOW_SIGNING_SECRET string = ''
+output SERVICENOW_SIGNING_SECRET_EXPIRES_ON string = ''
+output SERVICENOW_SIGNING_SECRET_NAME string = join(servicenowSigningSecretNames, ',')
+#disable-next-line outputs-should-not-contain-secrets
+output PROVISION_SIGNING_SECRET string = ''
+output PROVISION_SIGNING_SECRET_EXPIRES_ON string = ''
+output PROVISION_SIGNING_SECRET_NAME string = join(provisionSigningSecretNames, ',')

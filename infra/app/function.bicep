@@ -25,6 +25,8 @@ param maximumInstanceCount int = 40
 @minValue(1)
 @maxValue(1000)
 param httpPerInstanceConcurrency int = 16
+@description('subnet (delegated to Microsoft.App/environments) the app sends its outbound traffic through; empty: none (main.bicep\'s vnetEnabled off)')
+param virtualNetworkSubnetId string = ''
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225: zone redundancy for FC1 exists only in some regions and needs zone-redundant storage; enable it per region if you need it
@@ -66,6 +68,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     serverFarmId: plan.id
     httpsOnly: true
     keyVaultReferenceIdentity: identityId
+    virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'

@@ -18,9 +18,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 import urllib.parse
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,7 @@ class BicepFile:
         self.variables: dict[str, tree_sitter.Node] = {}
         self.resources: dict[str, tree_sitter.Node] = {}
         self.modules: dict[str, tree_sitter.Node] = {}
+        self.outputs: dict[str, tree_sitter.Node] = {}
         self.decorators: dict[str, list[tree_sitter.Node]] = {}
         pending: list[tree_sitter.Node] = []
         kinds = {
@@ -65,6 +67,7 @@ class BicepFile:
             "variable_declaration": self.variables,
             "resource_declaration": self.resources,
             "module_declaration": self.modules,
+            "output_declaration": self.outputs,
         }
         for node in _named(tree.root_node):
             if node.type == "decorators":
@@ -140,6 +143,7 @@ class Evaluation:
         unreserved: str = RFC3986_UNRESERVED,
         now: datetime | None = None,
         subscription_id: str = "00000000-0000-0000-0000-000000000000",
+        tenant_id: str = "33333333-3333-3333-3333-333333333333",
     ) -> None:
         unknown = set(params) - set(file.params)
         if unknown:
@@ -149,6 +153,7 @@ class Evaluation:
         self.unreserved = unreserved
         self.now = now or datetime.now(UTC)
         self.subscription_id = subscription_id
+        self.tenant_id = tenant_id
         self._variables: dict[str, Any] = {}
 
     # -- declarations ------------------------------------------------------
@@ -164,6 +169,25 @@ class Evaluation:
         if name not in self._variables:
             self._variables[name] = self.eval(self.file.value_node(self.file.variables[name]), {})
         return self._variables[name]
+
+    def resource_property(self, resource: str, *path: str) -> Any:
+        """One property of a (non-loop) resource's body, e.g. ("properties", "publicNetworkAccess")."""
+        node = self.file.value_node(self.file.resources[resource])
+        if node.type == "if_statement":
+            node = _named(node)[-1]
+        for key in path:
+            node = _object_properties(node)[key]
+        return self.eval(node, {})
+
+    def condition(self, declaration: str) -> bool:
+        """The `if (...)` of a conditional resource or module."""
+        node = self.file.value_node(self.file.resources.get(declaration) or self.file.modules[declaration])
+        if node.type != "if_statement":
+            raise Unsupported(f"{declaration} has no condition")
+        return self.eval(_named(node)[0], {})
+
+    def output(self, name: str) -> Any:
+        return self.eval(self.file.value_node(self.file.outputs[name]), {})
 
     def module_param(self, module: str, name: str) -> Any:
         body = _object_properties(self.file.value_node(self.file.modules[module]))
@@ -271,9 +295,13 @@ class Evaluation:
         return comparisons[operator](left, right)
 
     def _eval_member_expression(self, node, scope):
-        target = self.eval(node.child_by_field_name("object"), scope)
+        target_node = node.child_by_field_name("object")
         prop = _text(node.child_by_field_name("property"))
-        return _lookup(target, prop)
+        if target_node.type == "identifier" and _text(target_node) in self.file.resources and prop == "name":
+            # a resource's name is what its declaration says (its other properties come from ARM)
+            resource = self.file.value_node(self.file.resources[_text(target_node)])
+            return self.eval(_object_properties(resource)["name"], {})
+        return _lookup(self.eval(target_node, scope), prop)
 
     def _eval_subscript_expression(self, node, scope):
         target = self.eval(node.child_by_field_name("object"), scope)
@@ -364,10 +392,62 @@ class Evaluation:
         digest = hashlib.sha256("|".join(_string(v) for v in values).encode()).digest()
         return "".join("abcdefghijklmnopqrstuvwxyz234567"[b % 32] for b in digest[:13])
 
+    def _fn_environment(self):
+        return {  # the Azure public cloud
+            "authentication": {"loginEndpoint": "https://login.microsoftonline.com/"},
+            "suffixes": {"storage": "core.windows.net", "keyvaultDns": ".vault.azure.net"},
+        }
+
+    def _fn_last(self, value):
+        if isinstance(value, list | str):
+            return value[-1] if value else None
+        raise TemplateError(f"last() of {value!r}")
+
+    def _fn_tenant(self):
+        return {"tenantId": self.tenant_id}
+
+    def _fn_dateTimeAdd(self, base, duration, *fmt):
+        if fmt:
+            raise Unsupported("dateTimeAdd() with a format")
+        years, rest = _parse_duration(duration)
+        start = _parse_datetime(base)
+        return _iso(start.replace(year=start.year + years) + rest)
+
+    def _fn_dateTimeToEpoch(self, value):
+        return int(_parse_datetime(value).timestamp())
+
     def _fn_utcNow(self, *fmt):
         if fmt:
             raise Unsupported("utcNow() with a format")
         return self.now.strftime("%Y%m%dT%H%M%SZ")
+
+
+def _parse_datetime(value: Any) -> datetime:
+    """An ISO 8601 date or date-time (or utcNow()'s default yyyyMMddTHHmmssZ), as ARM reads one."""
+    text = _string(value)
+    for layout in ("%Y%m%dT%H%M%SZ", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text, layout).replace(tzinfo=UTC)
+        except ValueError:
+            pass
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as bad:
+        raise TemplateError(f"The string '{text}' is not a valid date-time") from bad
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _parse_duration(value: Any) -> tuple[int, timedelta]:
+    """(calendar years, the rest) of an ISO 8601 duration such as P1Y or PT1H."""
+    match = re.fullmatch(r"P(?:(\d+)Y)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?", _string(value))
+    if not match or not any(match.groups()):
+        raise Unsupported(f"duration {value!r}")
+    years, days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return years, timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _loop_collection(loop: tree_sitter.Node) -> tree_sitter.Node:

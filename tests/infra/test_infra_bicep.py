@@ -6,6 +6,7 @@ import json
 import re
 from datetime import UTC, datetime
 
+import pytest
 import yaml
 from bicep_eval import Evaluation, bicep_file
 from infra_helpers import INFRA, ROOT, object_keys, parsed, resource
@@ -17,7 +18,7 @@ ROLES = {
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
     "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
 }
-# Granted only when principalId (azd: AZURE_PRINCIPAL_ID) is given, for local runs.
+# Granted to principalId (azd: AZURE_PRINCIPAL_ID) only when grantDeployerDataAccess is on, for local runs.
 USER_ROLES = {
     "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
@@ -78,7 +79,8 @@ def test_main_is_subscription_scope_and_creates_the_resource_group():
     assert not group["existing"]
     assert set(main["modules"]) >= {"identity", "storage", "keyVault", "monitoring", "functionApp", "observability"}
     for module in main["modules"].values():
-        assert module["config"]["scope"] == "rg"
+        config = module["config"]
+        assert (config["config"] if "condition" in config else config)["scope"] == "rg"
 
 
 def test_flex_consumption_plan():
@@ -212,7 +214,7 @@ def test_role_assignments_are_the_five_roles_for_the_managed_identity_only():
         assert params["principalId"] == {"operator": accessor}
 
 
-def test_the_deploying_user_gets_secrets_officer_and_the_storage_data_roles_only_when_named():
+def test_the_deploying_user_gets_secrets_officer_and_the_storage_data_roles_only_when_named_and_opted_in():
     bicep = parsed()
     granted = []
     for path in ("app/keyvault", "app/storage"):
@@ -238,12 +240,38 @@ def test_the_deploying_user_gets_secrets_officer_and_the_storage_data_roles_only
     assert sorted(granted) == sorted(USER_ROLES)
     main = bicep["main"]
     assert main["parameters"]["principalId"]["default"] == ""
+    grant = main["parameters"]["grantDeployerDataAccess"]
+    assert (grant["type"], grant["default"]) == ("bool", False)  # opt-in: production grants nothing
     for module in ("keyVault", "storage"):
         params = main["modules"][module]["config"]["params"]
-        assert (params["userPrincipalId"], params["userPrincipalType"]) == ("principalId", "principalType")
+        assert (params["userPrincipalId"], params["userPrincipalType"]) == ("deployerPrincipalId", "principalType")
     azd = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
     assert azd["principalId"]["value"] == "${AZURE_PRINCIPAL_ID}"
     assert azd["principalType"]["value"] == "${AZURE_PRINCIPAL_TYPE=User}"
+    assert azd["grantDeployerDataAccess"]["value"] == "${GRANT_DEPLOYER_DATA_ACCESS}"
+
+
+@pytest.mark.parametrize(
+    ("grant", "expected"), [(None, ""), (False, ""), (True, "44444444-4444-4444-4444-444444444444")]
+)
+def test_the_deployer_principal_reaches_the_data_role_modules_only_when_granted(grant, expected):
+    """azd always sets AZURE_PRINCIPAL_ID; only GRANT_DEPLOYER_DATA_ACCESS=true lets it through."""
+    params = {"environmentName": "deskbridge-dev", "location": "westeurope"}
+    params["principalId"] = "44444444-4444-4444-4444-444444444444"
+    if grant is not None:
+        params["grantDeployerDataAccess"] = grant
+    main = Evaluation(bicep_file(INFRA / "main.bicep"), params)
+    for module in ("storage", "keyVault"):
+        assert main.module_param(module, "userPrincipalId") == expected
+    for path in ("storage", "keyvault"):  # and the modules grant nothing to an empty principal
+        template = bicep_file(INFRA / "app" / f"{path}.bicep")
+        (user_roles,) = [name for name in template.resources if name.startswith("user")]
+        node = template.value_node(template.resources[user_roles])
+        if node.type == "for_statement":
+            node = node.child_by_field_name("body")
+        assert node.type == "if_statement"
+        condition = node.named_children[0]
+        assert Evaluation(template, {"userPrincipalId": expected}).eval(condition, {}) is bool(expected)
 
 
 def test_one_user_assigned_identity():
@@ -345,17 +373,33 @@ def test_storage_connection_is_identity_based():
     assert not {"FUNCTIONS_EXTENSION_VERSION", "FUNCTIONS_WORKER_RUNTIME", "WEBSITE_RUN_FROM_PACKAGE"} & keys
 
 
-def test_point_auth_mode_follows_use_point_client_secret():
+@pytest.mark.parametrize(
+    ("point_auth_mode", "use_client_secret", "expected"),
+    [
+        (None, None, "secret"),
+        (None, False, "federated"),
+        ("federated", None, "federated"),
+        ("federated", True, "federated"),  # POINT_AUTH_MODE, the setting's own name, wins
+        ("secret", False, "secret"),
+    ],
+)
+def test_point_auth_mode_is_its_own_azd_value_with_the_older_switch_as_fallback(
+    point_auth_mode, use_client_secret, expected
+):
     bicep = parsed()
     main = bicep["main"]
     use_secret = main["parameters"]["usePointClientSecret"]
     assert (use_secret["type"], use_secret["default"]) == ("bool", True)
     literal = _variable(main, "bridgeSettings")["function"]["parameters"]["arg_2"]
-    assert literal["POINT_AUTH_MODE"]["operator"]["operands"] == {
-        "condition": "usePointClientSecret",
-        "true_value": "secret",
-        "false_value": "federated",
-    }
+    assert literal["POINT_AUTH_MODE"] == "effectivePointAuthMode"
+    params = {"environmentName": "deskbridge-test", "location": "westeurope"}
+    if point_auth_mode is not None:
+        params["pointAuthMode"] = point_auth_mode
+    if use_client_secret is not None:
+        params["usePointClientSecret"] = use_client_secret
+    evaluation = Evaluation(bicep_file(INFRA / "main.bicep"), params)
+    assert evaluation.var("effectivePointAuthMode") == expected
+    assert (evaluation.var("pointClientSecretNames") == []) is (expected == "federated")
 
 
 def test_workbook_alert_and_action_group():

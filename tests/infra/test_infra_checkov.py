@@ -1,5 +1,10 @@
 """checkov --framework bicep over infra/: nothing fails, nothing is unparsed, every skip says why.
 
+Both settings of the network switch are checked: infra/ as it is (vnetEnabled
+off, the default) and infra/ as ARM deploys it with vnetEnabled on
+(infra_helpers.with_network_isolation), where storage and the vault must pass
+the private-access checks instead of skipping them.
+
 checkov exits 0 when it cannot parse a file, so parsing errors are a failure here.
 """
 
@@ -8,15 +13,27 @@ from __future__ import annotations
 import functools
 import importlib.util
 
+import pytest
 from checkov.common.models.enums import CheckResult
-from infra_helpers import BICEP_FILES, CHECKOV_DIR
+from infra_helpers import (
+    BICEP_FILES,
+    CHECKOV_DIR,
+    NETWORK_CHECKS,
+    checkov_report_with_network_isolation,
+    with_network_isolation,
+)
 from infra_helpers import checkov_report as run_checkov
+
+SWITCH = pytest.mark.parametrize(
+    "report", [run_checkov, checkov_report_with_network_isolation], ids=["vnet-off", "vnet-on"]
+)
 
 CUSTOM_CHECKS = {"CKV_DESKBRIDGE_1", "CKV_DESKBRIDGE_2", "CKV_DESKBRIDGE_3"}
 
 
-def test_checkov_parses_every_file():
-    checkov_report = run_checkov()
+@SWITCH
+def test_checkov_parses_every_file(report):
+    checkov_report = report()
     summary = checkov_report["summary"]
     assert summary["parsing_errors"] == 0, checkov_report["results"].get("parsing_errors")
     scanned = {record["file_path"] for record in checkov_report["results"]["passed_checks"]}
@@ -24,8 +41,9 @@ def test_checkov_parses_every_file():
     assert len(BICEP_FILES) >= 7
 
 
-def test_checkov_has_no_failed_checks():
-    checkov_report = run_checkov()
+@SWITCH
+def test_checkov_has_no_failed_checks(report):
+    checkov_report = report()
     failed = [
         f"{record['check_id']} {record['resource']} ({record['file_path']}): {record['check_name']}"
         for record in checkov_report["results"]["failed_checks"]
@@ -35,23 +53,26 @@ def test_checkov_has_no_failed_checks():
     assert checkov_report["exit_code"] == 0
 
 
-def test_every_skip_is_justified():
-    checkov_report = run_checkov()
+@SWITCH
+def test_every_skip_is_justified(report):
+    checkov_report = report()
     for record in checkov_report["results"]["skipped_checks"]:
         reason = (record["check_result"].get("suppress_comment") or "").strip()
         assert len(reason) >= 30, f"{record['check_id']} on {record['resource']} needs a reason: {reason!r}"
 
 
-def test_custom_checks_ran_and_passed():
-    checkov_report = run_checkov()
+@SWITCH
+def test_custom_checks_ran_and_passed(report):
+    checkov_report = report()
     passed = {record["check_id"] for record in checkov_report["results"]["passed_checks"]}
     assert CUSTOM_CHECKS <= passed
     skipped = {record["check_id"] for record in checkov_report["results"]["skipped_checks"]}
     assert not CUSTOM_CHECKS & skipped
 
 
-def test_the_checks_that_matter_are_not_skipped():
-    checkov_report = run_checkov()
+@SWITCH
+def test_the_checks_that_matter_are_not_skipped(report):
+    checkov_report = report()
     # TLS, HTTPS, Key Vault purge protection and soft delete must pass, never be skipped.
     # Purge protection is a parameter (off must be null), which the built-in checks
     # CKV_AZURE_42 and CKV_AZURE_110 cannot read: CKV_DESKBRIDGE_3 checks it instead,
@@ -64,6 +85,29 @@ def test_the_checks_that_matter_are_not_skipped():
         if record["resource"] == "Microsoft.KeyVault/vaults.vault"
     }
     assert vault_skips <= {"CKV_AZURE_109", "CKV_AZURE_189", "CKV_AZURE_42", "CKV_AZURE_110"}
+
+
+def test_with_network_isolation_the_private_access_checks_pass_on_storage_and_the_vault(tmp_path):
+    assert with_network_isolation(tmp_path / "infra") == 4  # publicNetworkAccess and defaultAction, twice
+    checkov_report = checkov_report_with_network_isolation()
+    passed = {
+        (record["check_id"], record["resource"])
+        for record in checkov_report["results"]["passed_checks"]
+        if record["check_id"] in NETWORK_CHECKS
+    }
+    assert passed == {
+        ("CKV_AZURE_35", "Microsoft.Storage/storageAccounts.storage"),
+        ("CKV_AZURE_59", "Microsoft.Storage/storageAccounts.storage"),
+        ("CKV_AZURE_109", "Microsoft.KeyVault/vaults.vault"),
+        ("CKV_AZURE_189", "Microsoft.KeyVault/vaults.vault"),
+    }
+    skipped = {record["check_id"] for record in checkov_report["results"]["skipped_checks"]}
+    assert not NETWORK_CHECKS & skipped
+    # the same checks are skipped, with a reason, when the switch is off
+    off = {record["check_id"] for record in run_checkov()["results"]["skipped_checks"]}
+    assert NETWORK_CHECKS <= off
+    scanned = {record["file_path"] for record in checkov_report["results"]["passed_checks"]}
+    assert "/app/network.bicep" in scanned
 
 
 @functools.cache  # loading registers the checks; twice would clash
