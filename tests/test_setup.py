@@ -1,0 +1,264 @@
+"""``python -m deskbridge setup`` and ``doctor --deployed``, end to end, as azd's postprovision hook runs them.
+
+Each run is the real command in its own process, against loopback stand-ins: Azure Resource Manager
+(function keys, app settings, the vault's secrets; devtools/arm.py), Entra ID (the admin app's client
+credentials), Key Vault, Syskit Point (registration, options), and the deployed app's health route. The
+deployer's token comes from the real AzureDeveloperCliCredential, which runs a fake ``azd`` put first on
+PATH; the azd environment is what that ``azd env get-values`` prints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from deskbridge.settings import SETTING_NAMES
+from devtools.arm import ARM_RESOURCE, ArmStandIn, FunctionAppHealth, dotenv, write_fake_azd
+from devtools.entra import EntraStandIn
+from devtools.keyvault import KeyVaultStandIn
+from devtools.point_simulator import PointSimulator
+from devtools.tls import local_tls
+
+ROOT = Path(__file__).resolve().parent.parent
+TENANT = "11111111-2222-3333-4444-555555555555"
+SUBSCRIPTION = "00000000-aaaa-bbbb-cccc-000000000001"
+API_APP = "api://syskit-point-setup"
+ADMIN_ID = "admin-app-for-setup"
+ADMIN_SECRET = "admin-secret-" + "x7Qp" * 8  # distinctive, to look for anywhere it must not be
+JIRA_WEBHOOK_SECRET_VALUE = "jira-hook-" + "k2Lm" * 8
+
+
+@dataclass
+class World:
+    tmp: Path
+    entra: EntraStandIn
+    vault: KeyVaultStandIn
+    point: PointSimulator
+    arm: ArmStandIn
+    app: FunctionAppHealth
+    env: dict[str, str]
+    process_env: dict[str, str]
+    env_file: Path
+
+    def run(self, *args: str, admin_secret: bool = True) -> subprocess.CompletedProcess[str]:
+        environ = dict(self.process_env)
+        if admin_secret:
+            environ["DESKBRIDGE_ADMIN_CLIENT_SECRET"] = ADMIN_SECRET
+        return subprocess.run(
+            [sys.executable, "-m", "deskbridge", *args],
+            cwd=self.tmp / "project",
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    tls = local_tls(tmp_path / "tls")
+    context = tls.server_context
+    entra = EntraStandIn(TENANT, tls=context)
+    vault = KeyVaultStandIn(entra, tls=context)
+    point = PointSimulator(entra, API_APP, tls=context)
+    arm = ArmStandIn(entra, vault, SUBSCRIPTION, "rg-bridge", "func-bridge", "kv-bridge", tls=context)
+    app = FunctionAppHealth(tls=context)
+    standins = (entra, vault, point, arm, app)
+    for standin in standins:
+        standin.start()
+    entra.register(ADMIN_ID, ADMIN_SECRET, roles={"Point.Admin"})
+    env = {
+        "AZURE_ENV_NAME": "bridge",
+        "AZURE_SUBSCRIPTION_ID": SUBSCRIPTION,
+        "AZURE_RESOURCE_GROUP": "rg-bridge",
+        "AZURE_FUNCTION_APP_NAME": "func-bridge",
+        "FUNCTION_APP_URL": app.url,
+        "AZURE_KEY_VAULT_NAME": "kv-bridge",
+        "AZURE_KEY_VAULT_ENDPOINT": vault.url + "/",
+        "POINT_URL": point.url,
+        "POINT_TENANT_ID": TENANT,
+        "POINT_CLIENT_ID": "runtime-app",
+        "POINT_API_APP_ID": API_APP,
+        "POINT_TEMPLATE_IDS": "7,8",
+        "POINT_WEBHOOK_KEY_SECRET_NAME": "point-webhook-key",
+        "JIRA_URL": "https://contoso.atlassian.net",
+        "JIRA_EMAIL": "bridge@contoso.com",
+        "JIRA_API_TOKEN_SECRET_NAME": "jira-api-token",
+        "JIRA_WEBHOOK_SECRET_NAME": "jira-webhook-secret",
+        "JIRA_WEBHOOK_SECRET": JIRA_WEBHOOK_SECRET_VALUE,  # a secret value azd passes to the template
+        "SERVICENOW_URL": "https://contoso.service-now.com",
+        "SERVICENOW_USERNAME": "bridge.integration",
+        "SERVICENOW_PASSWORD_SECRET_NAME": "servicenow-password",
+        "SERVICENOW_SIGNING_SECRET_NAME": "servicenow-signing-secret",
+    }
+    # What azd provision wrote on the app: the bridge's settings from the environment, and the derived ones.
+    arm.app_settings = {name: value for name, value in env.items() if name in SETTING_NAMES} | {
+        "KEY_VAULT_URL": env["AZURE_KEY_VAULT_ENDPOINT"],
+        "AzureWebJobsStorage__accountName": "stbridge",
+        "FUNCTIONS_EXTENSION_VERSION": "~4",
+        "POINT_CLIENT_SECRET_NAME": "point-client-secret",
+    }
+    (tmp_path / "project").mkdir()
+    env_file = tmp_path / "azd.env"
+    env_file.write_text(dotenv(env))
+    bin_dir = tmp_path / "bin"
+    write_fake_azd(bin_dir, sys.executable)
+    process_env = {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONPATH": str(ROOT),
+        "HOME": str(tmp_path),
+        "REQUESTS_CA_BUNDLE": str(tls.ca_bundle),
+        "AZURE_AUTHORITY_HOST": entra.url,
+        "DESKBRIDGE_MANAGEMENT_URL": arm.url,
+        "FAKE_AZD_TOKEN": entra.issue("deployer@contoso.com", ARM_RESOURCE),
+        "FAKE_AZD_ENV_FILE": str(env_file),
+    }
+    yield World(tmp_path, entra, vault, point, arm, app, env, process_env, env_file)
+    for standin in standins:
+        standin.stop()
+
+
+def lines_after(out: str, heading: str) -> list[str]:
+    return [line.strip() for line in out.split(heading, 1)[1].splitlines()[1:]]
+
+
+def test_setup_twice_adds_each_key_once_registers_once_and_stores_the_signature_key(world):
+    first = world.run("setup", "--point-admin-client-id", ADMIN_ID, "--jira-project", "HR")
+    assert first.returncode == 0, first.stdout + first.stderr
+    keys = world.arm.function_keys
+    jira_key, events_key = keys["jira"]["deskbridge-jira"], keys["point_events"]["deskbridge-point_events"]
+    servicenow_key = keys["servicenow"]["deskbridge-servicenow"]
+    # One key per desk route the environment configures, and one for Syskit Point's events; nothing else.
+    assert sorted(c.path.rsplit("/", 1)[1] for c in world.arm.key_creations()) == [
+        "deskbridge-jira",
+        "deskbridge-point_events",
+        "deskbridge-servicenow",
+    ]
+    assert "deskbridge-provision" not in keys["provision"]
+    out = first.stdout
+    # A new key's URL is printed in full, once; the events key never (Syskit Point gets it, nobody pastes it).
+    assert f"{world.app.url}/api/jira?code={jira_key}" in out and events_key not in out
+    # The webhook: registered with the events key, and the signature key stored before it, by ARM, in the vault.
+    assert world.point.webhooks == {f"{world.app.url}/api/point/events?code={events_key}": ["*"]}
+    assert world.vault.secrets["point-webhook-key"].value == world.point.signature_key
+    assert world.point.signature_key not in out + first.stderr
+    # The desk's side, filled in.
+    jira = lines_after(out, "In Jira: Settings (gear) > System > WebHooks > Create a WebHook")
+    assert jira[:7] == [
+        "Name:    Point Desk Bridge",
+        "Status:  Enabled",
+        f"URL:     {world.app.url}/api/jira?code={jira_key}",
+        'JQL:     project in (HR) AND status = "Approved"',
+        "Events:  Issue: updated (only)",
+        "Exclude body: unchecked",
+        "Secret:  the Jira webhook secret you set in the azd environment (in Key Vault as jira-webhook-secret)",
+    ]
+    servicenow = lines_after(out, "In ServiceNow: System Properties > All Properties > New")
+    assert servicenow[0].split() == ["deskbridge.url", "string", world.app.url]
+    assert servicenow[1].split() == ["deskbridge.function_key", "password2", servicenow_key]
+    assert "deskbridge.signing_key   password2" in servicenow[2] and "servicenow-signing-secret" in servicenow[2]
+    assert "ok   app settings" in out and "ok   health" in out and out.rstrip().endswith("Setup finished.")
+
+    second = world.run("setup", "--point-admin-client-id", ADMIN_ID, "--jira-project", "HR")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert len(world.arm.key_creations()) == 3  # none added the second time
+    assert world.arm.function_keys == keys
+    for key in (jira_key, servicenow_key, events_key):
+        assert key not in second.stdout + second.stderr  # an existing key is not shown again
+    assert "jira: key deskbridge-jira exists (not shown again" in second.stdout
+    assert f"URL:     {world.app.url}/api/jira?code=***" in second.stdout
+    assert "already registered:" in second.stdout and len(world.point.calls_to("POST", "/v1.0/webhooks")) == 1
+    assert list(world.point.webhooks) == [f"{world.app.url}/api/point/events?code={events_key}"]
+
+    # The admin app's secret: nowhere but in Entra ID's own check of it.
+    everything = first.stdout + first.stderr + second.stdout + second.stderr
+    assert ADMIN_SECRET not in everything and JIRA_WEBHOOK_SECRET_VALUE not in everything
+    assert all(ADMIN_SECRET not in s.value for s in world.vault.secrets.values())
+    assert all(ADMIN_SECRET.encode() not in c.body for c in world.arm.calls + world.point.calls)
+    assert ADMIN_SECRET not in json.dumps(world.arm.app_settings)
+    for path in world.tmp.rglob("*"):
+        if path.is_file():
+            assert ADMIN_SECRET.encode() not in path.read_bytes(), path
+    # ... which Entra ID did see, for the admin app's token, the only token Syskit Point was called with.
+    assert {c.form()["client_id"] for c in world.entra.token_requests()} == {ADMIN_ID}
+
+
+def test_without_an_admin_app_setup_keys_the_desks_and_skips_the_webhook(world):
+    done = world.run("setup", "--desk", "provision", admin_secret=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [c.path.rsplit("/", 1)[1] for c in world.arm.key_creations()] == ["deskbridge-provision"]
+    assert "skipped: no Syskit Point admin app given" in done.stdout
+    assert world.point.calls == [] and world.vault.secrets == {}
+    key = world.arm.function_keys["provision"]["deskbridge-provision"]
+    assert f"{world.app.url}/api/provision?code={key}" in done.stdout
+
+
+def test_a_step_that_fails_is_named_and_the_next_run_finishes_it(world):
+    world.arm.fail_next(1, 500, method="PUT", path_prefix=f"/subscriptions/{SUBSCRIPTION}")
+    world.point.fail_next(1, 503, method="POST", path_prefix="/v1.0/webhooks")
+    first = world.run("setup", "--point-admin-client-id", ADMIN_ID)
+    assert first.returncode == 1
+    assert "FAIL jira: Azure Resource Manager answered 500" in first.stdout
+    assert "FAIL Syskit Point:" in first.stdout and "Not finished: key for jira, webhook." in first.stdout
+    assert world.point.webhooks == {}
+    second = world.run("setup", "--point-admin-client-id", ADMIN_ID)
+    assert second.returncode == 0, second.stdout
+    assert sorted(world.arm.function_keys["jira"]) == ["default", "deskbridge-jira"]
+    assert len(world.point.webhooks) == 1 and "registered " in second.stdout
+
+
+def test_the_admin_secret_is_refused_when_it_is_stored_in_the_azd_environment(world):
+    world.env_file.write_text(dotenv(world.env | {"DESKBRIDGE_ADMIN_CLIENT_SECRET": ADMIN_SECRET}))
+    done = world.run("setup", "--point-admin-client-id", ADMIN_ID)
+    assert done.returncode == 1 and world.arm.calls == [] and world.point.calls == []
+    assert "error: DESKBRIDGE_ADMIN_CLIENT_SECRET is stored in the azd environment; it must not be" in done.stderr
+    assert ADMIN_SECRET not in done.stdout + done.stderr
+
+
+def test_doctor_deployed_names_each_setting_that_differs_and_never_a_value(world):
+    world.arm.app_settings |= {"JIRA_APPROVED_STATUS": "Done-by-hand", "POINT_TEMPLATE_IDS": "7,8,99"}
+    del world.arm.app_settings["JIRA_EMAIL"]
+    done = world.run("doctor", "--deployed")
+    assert done.returncode == 1, done.stdout + done.stderr
+    first = done.stdout.splitlines()[0]
+    assert first.startswith("FAIL  app settings  3 setting(s) differ from the azd environment: ")
+    assert first.endswith(
+        "JIRA_APPROVED_STATUS (only on the app), JIRA_EMAIL (missing on the app), POINT_TEMPLATE_IDS (differs)"
+    )
+    assert "azd env set NAME value, then azd provision" in done.stdout
+    assert "Done-by-hand" not in done.stdout and "7,8,99" not in done.stdout
+    assert "ok    health" in done.stdout
+    as_json = json.loads(world.run("doctor", "--deployed", "--json").stdout)
+    assert as_json["ok"] is False and [c["state"] for c in as_json["checks"]] == ["fail", "ok"]
+
+
+def test_doctor_deployed_says_when_azd_is_not_signed_in(world):
+    world.process_env["FAKE_AZD_TOKEN"] = "tok-not-issued"
+    done = world.run("doctor", "--deployed")
+    assert done.returncode == 1
+    assert "FAIL  app settings  Azure Resource Manager answered 401" in done.stdout
+    assert "InvalidAuthenticationToken" in done.stdout
+
+
+def test_local_settings_are_written_from_the_azd_environment(world):
+    target = world.tmp / "project" / "local.settings.json"
+    done = world.run("setup", "--local-settings", admin_secret=False)
+    assert done.returncode == 0, done.stderr
+    values = json.loads(target.read_text())["Values"]
+    assert values["KEY_VAULT_URL"] == world.env["AZURE_KEY_VAULT_ENDPOINT"]
+    assert values["POINT_URL"] == world.point.url and values["JIRA_WEBHOOK_SECRET_NAME"] == "jira-webhook-secret"
+    assert values["AzureWebJobsStorage"] == "UseDevelopmentStorage=true"
+    assert set(values) <= SETTING_NAMES | {"FUNCTIONS_WORKER_RUNTIME"}
+    assert JIRA_WEBHOOK_SECRET_VALUE not in target.read_text()  # secret values are not settings
+    again = world.run("setup", "--local-settings", admin_secret=False)
+    assert again.returncode == 1 and "local.settings.json exists; not overwritten" in again.stderr
+    forced = world.run("setup", "--local-settings", "--force", admin_secret=False)
+    assert forced.returncode == 0 and (target.parent / "local.settings.json.bak").is_file()
