@@ -151,10 +151,13 @@ def settings_differences(app: Mapping[str, str], env: Mapping[str, str]) -> list
     return found
 
 
+MARKS = {"ok": "ok", "warn": "WARN", "fail": "FAIL", "skip": "skip"}  # as doctor prints them
+
+
 @dataclass(frozen=True)
 class Check:
     name: str
-    state: str  # ok, warn, fail
+    state: str  # ok, warn, fail, skip
     message: str
     hint: str = ""
 
@@ -199,6 +202,16 @@ def check_deployed(arm: ArmClient, env: Mapping[str, str], health: Callable[[str
             )
         )
     return checks
+
+
+def not_deployed(exc: ArmError) -> bool:
+    """ARM knows the app but not the function: the code is not deployed yet (ARM's "not found" for the app or
+    its resource group is another matter)."""
+    return exc.http_status == 404 and exc.code not in (
+        "ResourceNotFound",
+        "ResourceGroupNotFound",
+        "SubscriptionNotFound",
+    )
 
 
 def arm_hint(exc: ArmError) -> str:
@@ -285,6 +298,7 @@ class SetupReport:
     stored_secret: str = ""
     checks: list[Check] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # the steps that failed, to run setup again for
+    not_deployed: bool = False  # provisioned, code not deployed yet (azd up's postprovision): keys come later
 
 
 def run_setup(
@@ -312,6 +326,13 @@ def run_setup(
         try:
             key = ensure_key(arm, function)
         except ArmError as exc:
+            if not_deployed(exc):
+                report.not_deployed = True
+                say(
+                    "   the app has no functions yet: its code is not deployed (azd deploy, next in azd up); "
+                    "setup runs again after it (the postdeploy hook) and adds the keys then"
+                )
+                break
             report.failed.append(f"key for {function}")
             say(f"   FAIL {function}: {exc}\n        -> {arm_hint(exc)}")
             continue
@@ -329,7 +350,9 @@ def run_setup(
 
     say("\n2. Syskit Point webhook")
     secret_names = settings.point_webhook_key_secret_names
-    if admin is None:
+    if report.not_deployed:
+        say("   after azd deploy")
+    elif admin is None:
         say(
             "   skipped: no Syskit Point admin app given (setup --point-admin-client-id ID, its secret asked for "
             "at the prompt); the runtime's app needs Point.Provisioning only"
@@ -345,9 +368,11 @@ def run_setup(
 
     say("\n3. The deployed app (doctor --deployed)")
     report.checks = check_deployed(arm, env, health)
+    if report.not_deployed:  # no code, no health route yet: not a failure of this run
+        report.checks = [c if c.name != "health" else Check(c.name, "skip", "after azd deploy") for c in report.checks]
     width = max(len(c.name) for c in report.checks)
     for item in report.checks:
-        say(f"   {item.state.upper() if item.state != 'ok' else 'ok':<5}{item.name:<{width}}  {item.message}")
+        say(f"   {MARKS[item.state]:<5}{item.name:<{width}}  {item.message}")
         if item.hint and item.state != "ok":
             say(f"   {'':<5}{'':<{width}}  -> {item.hint}")
         if item.state == "fail":
@@ -373,11 +398,15 @@ def run_setup(
             lines = provision_instructions(key.url(app_url))
         for line in lines:
             say("   " + line)
+    if report.not_deployed:
+        say("   after azd deploy")
     if report.failed:
         say(
             f"\nNot finished: {', '.join(report.failed)}. Fix what is said above and run "
             "python -m deskbridge setup again (every step is safe to repeat)."
         )
+    elif report.not_deployed:
+        say("\nSetup continues after azd deploy.")
     else:
         say("\nSetup finished.")
     return report

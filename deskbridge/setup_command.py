@@ -30,6 +30,7 @@ ADMIN_SECRET_VARIABLE = "DESKBRIDGE_ADMIN_CLIENT_SECRET"
 # https://management.usgovcloudapi.net/.default); the tests point the address at their ARM stand-in.
 MANAGEMENT_URL_VARIABLE = "DESKBRIDGE_MANAGEMENT_URL"
 MANAGEMENT_SCOPE_VARIABLE = "DESKBRIDGE_MANAGEMENT_SCOPE"
+JIRA_PROJECTS_VARIABLE = "DESKBRIDGE_JIRA_PROJECTS"  # the Jira webhook's JQL, when --jira-project is not given
 AZD_TIMEOUT = 60  # seconds for an azd command (it may refresh its sign-in)
 
 
@@ -83,6 +84,10 @@ def _require_outputs(env: Mapping[str, str]) -> None:
             f"the azd environment has no {', '.join(missing)}",
             "run azd provision first (these are the template's outputs), in the project folder",
         )
+
+
+def _csv(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 # -- the clients -------------------------------------------------------------------------
@@ -188,7 +193,7 @@ def setup(args: Any, credential: Any = None) -> int:
         health=_health,
         say=lambda line: print(line, flush=True),
         desks=args.desk or (),
-        jira_projects=args.jira_project or (),
+        jira_projects=args.jira_project or _csv(env.get(JIRA_PROJECTS_VARIABLE, "")),
     )
     return 1 if report.failed else 0
 
@@ -203,7 +208,7 @@ def doctor_deployed(args: Any, credential: Any = None) -> int:
         return 1 if failed else 0
     width = max(len(c.name) for c in checks)
     for item in checks:
-        print(f"{item.state if item.state == 'ok' else item.state.upper():<5} {item.name:<{width}}  {item.message}")
+        print(f"{deployment.MARKS[item.state]:<5} {item.name:<{width}}  {item.message}")
         if item.hint and item.state != "ok":
             print(f"{'':<5} {'':<{width}}  -> {item.hint}")
     print(f"\n{len(failed)} check(s) failed." if failed else "\nThe deployed app matches the azd environment.")

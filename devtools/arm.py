@@ -48,6 +48,7 @@ class ArmStandIn(StandIn):
         entra.resources.add(ARM_RESOURCE)
         self.function_keys: dict[str, dict[str, str]] = {f: {"default": secrets.token_urlsafe(40)} for f in FUNCTIONS}
         self.app_settings: dict[str, str] = {}
+        self.deployed = True  # False: provisioned, code not deployed yet (no functions, as after azd provision)
 
     # -- what tests look at -------------------------------------------------
     def key_creations(self) -> list[Call]:
@@ -80,7 +81,7 @@ class ArmStandIn(StandIn):
         if call.method == "POST" and rest == ["config", "appsettings", "list"]:
             return Reply(200, {"id": call.path, "name": "appsettings", "properties": dict(self.app_settings)})
         if len(rest) >= 3 and rest[0] == "functions":
-            keys = self.function_keys.get(rest[1])
+            keys = self.function_keys.get(rest[1]) if self.deployed else None
             if keys is None:
                 return _error(404, "NotFound", f"Error retrieving function {rest[1]}.")
             if call.method == "POST" and rest[2:] == ["listKeys"]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -262,3 +263,41 @@ def test_local_settings_are_written_from_the_azd_environment(world):
     assert again.returncode == 1 and "local.settings.json exists; not overwritten" in again.stderr
     forced = world.run("setup", "--local-settings", "--force", admin_secret=False)
     assert forced.returncode == 0 and (target.parent / "local.settings.json.bak").is_file()
+
+
+def test_right_after_provision_with_no_code_deployed_setup_waits_for_azd_deploy(world):
+    """azd up runs the hook after provision, before deploy: no function exists yet to hold a key."""
+    world.arm.deployed, world.app.healthy = False, False
+    early = world.run("setup", "--point-admin-client-id", ADMIN_ID)
+    assert early.returncode == 0, early.stdout + early.stderr
+    assert "the app has no functions yet: its code is not deployed" in early.stdout
+    assert re.search(r"^   skip +health +after azd deploy$", early.stdout, re.MULTILINE)
+    assert early.stdout.rstrip().endswith("Setup continues after azd deploy.")
+    assert world.arm.key_creations() == [] and world.point.calls == []
+    world.arm.deployed, world.app.healthy = True, True  # azd deploy; then the postdeploy hook
+    after = world.run("setup", "--point-admin-client-id", ADMIN_ID)
+    assert after.returncode == 0 and len(world.arm.key_creations()) == 3 and len(world.point.webhooks) == 1
+
+
+def test_azd_runs_setup_after_provision_and_deploy_on_posix_and_windows(world):
+    import yaml
+
+    hooks = yaml.safe_load((ROOT / "azure.yaml").read_text(encoding="utf-8"))["hooks"]
+    for event in ("postprovision", "postdeploy"):
+        assert hooks[event]["posix"]["run"] == "./scripts/setup" and hooks[event]["posix"]["interactive"] is True
+        assert hooks[event]["windows"] == {"shell": "pwsh", "run": "./scripts/setup.ps1", "interactive": True} | (
+            {"continueOnError": True} if event == "postprovision" else {}
+        )
+    assert "-m deskbridge setup @args" in (ROOT / "scripts" / "setup.ps1").read_text(encoding="utf-8")
+    # The posix hook, as azd runs it (sh, from anywhere), with this checkout's .venv.
+    target = world.tmp / "from-hook.json"
+    done = subprocess.run(
+        ["sh", str(ROOT / "scripts" / "setup"), "--local-settings", "--output", str(target)],
+        cwd=world.tmp,
+        env=world.process_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(target.read_text())["Values"]["POINT_URL"] == world.point.url
