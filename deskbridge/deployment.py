@@ -237,7 +237,7 @@ def jira_instructions(url: str, settings: Settings, projects: Sequence[str], sec
     scope = (
         f"project in ({', '.join(projects)})"
         if projects
-        else "project = <your project key> (setup --jira-project KEY fills it in)"
+        else "project = <your project key> (azd env set JIRA_PROJECT_KEY KEY fills it in)"
     )
     lines = [
         "In Jira: Settings (gear) > System > WebHooks > Create a WebHook",

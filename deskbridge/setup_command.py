@@ -30,7 +30,6 @@ ADMIN_SECRET_VARIABLE = "DESKBRIDGE_ADMIN_CLIENT_SECRET"
 # https://management.usgovcloudapi.net/.default); the tests point the address at their ARM stand-in.
 MANAGEMENT_URL_VARIABLE = "DESKBRIDGE_MANAGEMENT_URL"
 MANAGEMENT_SCOPE_VARIABLE = "DESKBRIDGE_MANAGEMENT_SCOPE"
-JIRA_PROJECTS_VARIABLE = "DESKBRIDGE_JIRA_PROJECTS"  # the Jira webhook's JQL, when --jira-project is not given
 AZD_TIMEOUT = 60  # seconds for an azd command (it may refresh its sign-in)
 
 
@@ -193,7 +192,7 @@ def setup(args: Any, credential: Any = None) -> int:
         health=_health,
         say=lambda line: print(line, flush=True),
         desks=args.desk or (),
-        jira_projects=args.jira_project or _csv(env.get(JIRA_PROJECTS_VARIABLE, "")),
+        jira_projects=args.jira_project or _csv(env.get("JIRA_PROJECT_KEY", "")),
     )
     return 1 if report.failed else 0
 

@@ -94,6 +94,7 @@ def world(tmp_path: Path) -> Iterator[World]:
         "JIRA_EMAIL": "bridge@contoso.com",
         "JIRA_API_TOKEN_SECRET_NAME": "jira-api-token",
         "JIRA_WEBHOOK_SECRET_NAME": "jira-webhook-secret",
+        "JIRA_PROJECT_KEY": "HR",
         "JIRA_WEBHOOK_SECRET": JIRA_WEBHOOK_SECRET_VALUE,  # a secret value azd passes to the template
         "SERVICENOW_URL": "https://contoso.service-now.com",
         "SERVICENOW_USERNAME": "bridge.integration",
@@ -132,7 +133,7 @@ def lines_after(out: str, heading: str) -> list[str]:
 
 
 def test_setup_twice_adds_each_key_once_registers_once_and_stores_the_signature_key(world):
-    first = world.run("setup", "--point-admin-client-id", ADMIN_ID, "--jira-project", "HR")
+    first = world.run("setup", "--point-admin-client-id", ADMIN_ID, "--jira-project", "HR", "--jira-project", "OPS")
     assert first.returncode == 0, first.stdout + first.stderr
     keys = world.arm.function_keys
     jira_key, events_key = keys["jira"]["deskbridge-jira"], keys["point_events"]["deskbridge-point_events"]
@@ -157,7 +158,7 @@ def test_setup_twice_adds_each_key_once_registers_once_and_stores_the_signature_
         "Name:    Point Desk Bridge",
         "Status:  Enabled",
         f"URL:     {world.app.url}/api/jira?code={jira_key}",
-        'JQL:     project in (HR) AND status = "Approved"',
+        'JQL:     project in (HR, OPS) AND status = "Approved"',
         "Events:  Issue: updated (only)",
         "Exclude body: unchecked",
         "Secret:  the Jira webhook secret you set in the azd environment (in Key Vault as jira-webhook-secret)",
@@ -168,7 +169,7 @@ def test_setup_twice_adds_each_key_once_registers_once_and_stores_the_signature_
     assert "deskbridge.signing_key   password2" in servicenow[2] and "servicenow-signing-secret" in servicenow[2]
     assert "ok   app settings" in out and "ok   health" in out and out.rstrip().endswith("Setup finished.")
 
-    second = world.run("setup", "--point-admin-client-id", ADMIN_ID, "--jira-project", "HR")
+    second = world.run("setup", "--point-admin-client-id", ADMIN_ID)  # the project: JIRA_PROJECT_KEY
     assert second.returncode == 0, second.stdout + second.stderr
     assert len(world.arm.key_creations()) == 3  # none added the second time
     assert world.arm.function_keys == keys
@@ -176,6 +177,7 @@ def test_setup_twice_adds_each_key_once_registers_once_and_stores_the_signature_
         assert key not in second.stdout + second.stderr  # an existing key is not shown again
     assert "jira: key deskbridge-jira exists (not shown again" in second.stdout
     assert f"URL:     {world.app.url}/api/jira?code=***" in second.stdout
+    assert 'JQL:     project in (HR) AND status = "Approved"' in second.stdout
     assert "already registered:" in second.stdout and len(world.point.calls_to("POST", "/v1.0/webhooks")) == 1
     assert list(world.point.webhooks) == [f"{world.app.url}/api/point/events?code={events_key}"]
 
