@@ -18,6 +18,7 @@ The calls, on ``/subscriptions/{s}/resourceGroups/{g}/providers/...``:
 
 from __future__ import annotations
 
+import time
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -59,6 +60,7 @@ class ArmClient:
         self._credential = credential
         self._base = management_url.rstrip("/")
         self._scope = scope
+        self._cached: Any = None  # the last AccessToken
         self._group = (
             f"/subscriptions/{quote(subscription_id, safe='')}/resourceGroups/{quote(resource_group, safe='')}"
         )
@@ -104,8 +106,14 @@ class ArmClient:
 
     # -- the one way every call is made ------------------------------------------------
     def _token(self) -> str:
+        """The deployer's token, asked once and kept until five minutes before it expires: azd is a program
+        started for each request (about a second), and setup makes a dozen calls."""
+        cached = self._cached
+        if cached is not None and cached.expires_on - 300 > time.time():
+            return cached.token
         try:
-            return self._credential.get_token(self._scope).token
+            self._cached = self._credential.get_token(self._scope)
+            return self._cached.token
         except Exception as exc:  # azure-identity's errors: azd missing, not signed in, expired sign-in
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
             raise ArmError(

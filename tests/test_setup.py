@@ -14,7 +14,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -303,3 +303,101 @@ def test_azd_runs_setup_after_provision_and_deploy_on_posix_and_windows(world):
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(target.read_text())["Values"]["POINT_URL"] == world.point.url
+
+
+# == the crash matrix of setup ==================================================================
+# Every outbound HTTP call setup makes (Entra ID for the admin app, ARM, Syskit Point, the health route)
+# fails in turn, before it is sent or after the remote acted (the process dies: crash_harness.Crash); the
+# recovery is what the operator or the next azd hook does: run setup again. After it, each key exists once
+# and was added once, the webhook is registered once, with the key the function holds, and the signature key
+# is in the vault.
+
+
+def reset(world: World) -> None:
+    from devtools.arm import FUNCTIONS
+
+    world.arm.function_keys = {f: {"default": f"default-{f}-" + "0" * 32} for f in FUNCTIONS}
+    world.vault.secrets.clear()
+    world.point.webhooks.clear()
+    for standin in (world.arm, world.point, world.entra, world.app):
+        standin.clear()
+
+
+def in_process(world: World, monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
+    """setup as the hook runs it, in this process (where the crash harness sees every call)."""
+    from deskbridge import cli
+
+    for name, value in (world.process_env | {"DESKBRIDGE_ADMIN_CLIENT_SECRET": ADMIN_SECRET}).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(world.tmp / "project")
+    return lambda: cli.main(["setup", "--point-admin-client-id", ADMIN_ID])
+
+
+def converged(world: World) -> list[str]:
+    problems = []
+    puts: dict[str, int] = {}
+    for call in world.arm.key_creations():
+        puts[call.path.rsplit("/", 1)[1]] = puts.get(call.path.rsplit("/", 1)[1], 0) + 1
+    wanted = {
+        "jira": "deskbridge-jira",
+        "servicenow": "deskbridge-servicenow",
+        "point_events": "deskbridge-point_events",
+    }
+    for function, name in wanted.items():
+        if name not in world.arm.function_keys[function]:
+            problems.append(f"no key {name}")
+        if puts.get(name) != 1:
+            problems.append(f"key {name} added {puts.get(name, 0)} times")
+    events = world.arm.function_keys["point_events"].get("deskbridge-point_events")
+    if list(world.point.webhooks) != [f"{world.app.url}/api/point/events?code={events}"]:
+        problems.append(f"webhooks: {list(world.point.webhooks)}")
+    if len(world.point.calls_to("POST", "/v1.0/webhooks")) != 1:
+        problems.append(f"{len(world.point.calls_to('POST', '/v1.0/webhooks'))} registrations")
+    stored = world.vault.secrets.get("point-webhook-key")
+    if stored is None or stored.value != world.point.signature_key:
+        problems.append("signature key not stored")
+    return problems
+
+
+def test_crash_matrix_of_setup(world, monkeypatch, capsys):
+    from crash_harness import KINDS, Crash, Outbound
+
+    from devtools.arm import FunctionAppHealth  # noqa: F401 - the names below are the stand-ins' ports
+
+    names = {
+        world.arm.port: "arm",
+        world.point.port: "point",
+        world.entra.port: "entra",
+        world.app.port: "app",
+        world.vault.port: "keyvault",
+    }
+    outbound = Outbound(names).install(monkeypatch)
+    run = in_process(world, monkeypatch)
+    with outbound.watch() as recorded:
+        assert run() == 0
+    assert converged(world) == []
+    recorded = list(recorded)
+    capsys.readouterr()
+    problems = []
+    for index, call in enumerate(recorded):
+        for kind in KINDS:
+            reset(world)
+            with outbound.watch(index, kind) as calls:
+                try:
+                    run()
+                except Crash:
+                    pass
+            if calls[: index + 1] != recorded[: index + 1]:
+                problems.append(f"call {index} ({kind}): went another way: {calls[: index + 1]}")
+                continue
+            again = run()  # the recovery: setup again
+            problems += [f"call {index} {call!r} ({kind}): {p}" for p in converged(world)]
+            if again != 0:
+                problems.append(f"call {index} {call!r} ({kind}): the second run exited {again}")
+            out = capsys.readouterr().out
+            assert ADMIN_SECRET not in out
+    with capsys.disabled():
+        print(f"\ncrash matrix, setup: {len(recorded)} calls x {len(KINDS)} failure kinds; {len(problems)} problems")
+        for n, call in enumerate(recorded):
+            print(f"  {n:2d} {call}")
+    assert len(recorded) >= 10 and problems == []
