@@ -134,7 +134,8 @@ def settings_differences(app: Mapping[str, str], env: Mapping[str, str]) -> list
     """Every bridge setting whose value on the app is not what the azd environment says (names only).
 
     ``only on the app``: set on the app by hand, and the next ``azd provision`` removes it. A setting the
-    azd environment leaves empty takes the template's default, so it is compared with nothing.
+    azd environment leaves empty takes the template's default, so it is compared with nothing; so does a
+    setting the template fills in from other values (:func:`filled_in_by_the_template`).
     """
     found: list[Difference] = []
     for name in sorted(SETTING_NAMES - DERIVED_SETTINGS):
@@ -145,10 +146,25 @@ def settings_differences(app: Mapping[str, str], env: Mapping[str, str]) -> list
                 found.append(Difference(name, "missing on the app"))
             elif actual.strip() != wanted:
                 found.append(Difference(name, "differs"))
-        elif actual and not name.endswith("_SECRET_NAME") and name != "POINT_AUTH_MODE":
-            # secret names and the auth mode are filled in by the template from other values
+        elif actual and not filled_in_by_the_template(name, env):
             found.append(Difference(name, "only on the app"))
-    return found
+    vault = (env.get("AZURE_KEY_VAULT_ENDPOINT") or "").strip().rstrip("/")
+    if vault and (app.get("KEY_VAULT_URL") or "").strip().rstrip("/") != vault:
+        found.append(Difference("KEY_VAULT_URL", "differs" if app.get("KEY_VAULT_URL") else "missing on the app"))
+    return sorted(found, key=lambda d: d.name)
+
+
+def filled_in_by_the_template(name: str, env: Mapping[str, str]) -> bool:
+    """Settings the template sets without an azd value of their name: the auth mode (from whether a client
+    secret is used), the client secret's name (its default), and a secret's name when the azd environment
+    gives the secret's value (the template stores it under its default name: JIRA_WEBHOOK_SECRET_NAME from
+    the value named without _NAME, POINT_WEBHOOK_KEY_SECRET_NAME from the one without _SECRET_NAME)."""
+    if name in ("POINT_AUTH_MODE", "POINT_CLIENT_SECRET_NAME"):
+        return True
+    if not name.endswith("_SECRET_NAME"):
+        return False
+    values = (name.removesuffix("_NAME"), name.removesuffix("_SECRET_NAME"))
+    return any((env.get(value) or "").strip() for value in values)
 
 
 MARKS = {"ok": "ok", "warn": "WARN", "fail": "FAIL", "skip": "skip"}  # as doctor prints them

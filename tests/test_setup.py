@@ -227,17 +227,27 @@ def test_the_admin_secret_is_refused_when_it_is_stored_in_the_azd_environment(wo
 
 
 def test_doctor_deployed_names_each_setting_that_differs_and_never_a_value(world):
-    world.arm.app_settings |= {"JIRA_APPROVED_STATUS": "Done-by-hand", "POINT_TEMPLATE_IDS": "7,8,99"}
+    healthy = world.run("doctor", "--deployed")
+    assert healthy.returncode == 0 and "ok    app settings  the app's 16 bridge setting(s) match" in healthy.stdout
+    world.arm.app_settings |= {
+        "JIRA_APPROVED_STATUS": "Done-by-hand",  # set on the app by hand: the next provision removes it
+        "POINT_TEMPLATE_IDS": "7,8,99",
+        "SERVICENOW_TOKEN_SECRET_NAME": "snow-token-by-hand",  # a secret name no azd value gives
+        "JIRA_WEBHOOK_SECRET_NAME": "jira-webhook-secret",  # given by the azd environment: no difference
+        "KEY_VAULT_URL": "https://another-vault.vault.azure.net/",
+    }
     del world.arm.app_settings["JIRA_EMAIL"]
     done = world.run("doctor", "--deployed")
     assert done.returncode == 1, done.stdout + done.stderr
     first = done.stdout.splitlines()[0]
-    assert first.startswith("FAIL  app settings  3 setting(s) differ from the azd environment: ")
+    assert first.startswith("FAIL  app settings  5 setting(s) differ from the azd environment: ")
     assert first.endswith(
-        "JIRA_APPROVED_STATUS (only on the app), JIRA_EMAIL (missing on the app), POINT_TEMPLATE_IDS (differs)"
+        "JIRA_APPROVED_STATUS (only on the app), JIRA_EMAIL (missing on the app), KEY_VAULT_URL (differs), "
+        "POINT_TEMPLATE_IDS (differs), SERVICENOW_TOKEN_SECRET_NAME (only on the app)"
     )
     assert "azd env set NAME value, then azd provision" in done.stdout
-    assert "Done-by-hand" not in done.stdout and "7,8,99" not in done.stdout
+    for value in ("Done-by-hand", "7,8,99", "snow-token-by-hand", "another-vault"):
+        assert value not in done.stdout
     assert "ok    health" in done.stdout
     as_json = json.loads(world.run("doctor", "--deployed", "--json").stdout)
     assert as_json["ok"] is False and [c["state"] for c in as_json["checks"]] == ["fail", "ok"]
