@@ -523,7 +523,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     as_json = getattr(args, "json", False)
     entry = _COMMANDS[args.command]
     try:
-        if entry.settings:
+        if entry.settings and not getattr(args, "deployed", False):  # doctor --deployed: the azd environment
             load_local_settings()
         if entry.needs:
             from deskbridge.settings import check_all

@@ -185,15 +185,38 @@ def setup(args: Any, credential: Any = None) -> int:
     _require_outputs(env)
     given = admin_input(env, args.point_admin_client_id, _prompt())
     admin = _admin_app(env, given) if given is not None else None
+    as_json = getattr(args, "json", False)
+    # With --json the running account goes to stderr and one JSON object to stdout, at the end.
+    stream = sys.stderr if as_json else sys.stdout
     report = deployment.run_setup(
         env,
         _arm(env, credential),
         admin=admin,
         health=_health,
-        say=lambda line: print(line, flush=True),
+        say=lambda line: print(line, file=stream, flush=True),
         desks=args.desk or (),
         jira_projects=args.jira_project or _csv(env.get("JIRA_PROJECT_KEY", "")),
     )
+    if as_json:
+        app_url = env["FUNCTION_APP_URL"]
+        print(
+            json.dumps(
+                {
+                    "ok": not report.failed,
+                    "not_deployed": report.not_deployed,
+                    "keys": [
+                        {"function": k.function, "name": k.name, "created": k.created, "url": k.url(app_url)}
+                        for k in report.keys
+                        if k.function != deployment.EVENTS_FUNCTION or not k.created
+                    ],
+                    "webhook_registered": report.registered,
+                    "signature_key_secret": report.stored_secret or None,
+                    "checks": [c.__dict__ for c in report.checks],
+                    "failed": report.failed,
+                },
+                indent=2,
+            )
+        )
     return 1 if report.failed else 0
 
 

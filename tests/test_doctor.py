@@ -315,3 +315,13 @@ def test_the_token_holding_point_admin_is_a_warning(bridge, monkeypatch):
     outcomes = doctor.run_checks(bridge.runtime)
     assert by_name(outcomes, "token").state == "ok" and by_name(outcomes, "syskit point").state == "ok"
     assert doctor.token_roles("not.a-jwt.at-all") == frozenset() and doctor.token_roles("opaque") == frozenset()
+
+
+def test_a_bridge_app_without_point_admin_is_not_a_warning(bridge):
+    """Least privilege is the recommended setup: listing webhooks needs Point.Admin, so doctor does not list them."""
+    bridge.stack.entra.apps[BRIDGE_APP_ID].roles = {"Point.Provisioning"}
+    bridge.configure()
+    outcomes = doctor.run_checks(bridge.runtime)
+    webhooks = by_name(outcomes, "webhooks")
+    assert webhooks.state == "skip" and "Point.Provisioning only, as it should" in webhooks.message
+    assert "warn" not in {by_name(outcomes, name).state for name in ("token", "syskit point", "webhooks")}

@@ -202,6 +202,18 @@ def test_without_an_admin_app_setup_keys_the_desks_and_skips_the_webhook(world):
     assert world.point.calls == [] and world.vault.secrets == {}
     key = world.arm.function_keys["provision"]["deskbridge-provision"]
     assert f"{world.app.url}/api/provision?code={key}" in done.stdout
+    again = world.run("setup", "--desk", "provision", "--json", admin_secret=False)
+    summary = json.loads(again.stdout)  # the account of the run is on stderr
+    assert again.returncode == 0 and summary["ok"] is True and summary["webhook_registered"] is None
+    assert summary["keys"] == [
+        {
+            "function": "provision",
+            "name": "deskbridge-provision",
+            "created": False,
+            "url": f"{world.app.url}/api/provision?code=***",
+        }
+    ]
+    assert "1. Function keys" in again.stderr and key not in again.stdout + again.stderr
 
 
 def test_a_step_that_fails_is_named_and_the_next_run_finishes_it(world):
