@@ -18,6 +18,7 @@ The calls, on ``/subscriptions/{s}/resourceGroups/{g}/providers/...``:
 
 from __future__ import annotations
 
+import secrets
 import time
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -76,12 +77,18 @@ class ArmClient:
         return _string_dictionary(answer)
 
     def add_function_key(self, function: str, name: str) -> str:
-        """Add the key ``name`` to ``function``, its value made by Azure; returns the value."""
+        """Add the key ``name`` to ``function``; returns its value, as ARM says it holds it.
+
+        The body is ARM's KeyInfo (``name``, ``value``), with a value made here (URL-safe, 54 characters,
+        from the OS's random source): the key works in a query string, and does not depend on ARM making
+        one. The value returned is the one ARM answers with (or lists), never assumed.
+        """
         path = f"{self._site}/functions/{quote(function, safe='')}/keys/{quote(name, safe='')}"
-        answer = self._call("PUT", path, WEB_API_VERSION, {"properties": {"name": name}})
+        proposed = secrets.token_urlsafe(40)
+        answer = self._call("PUT", path, WEB_API_VERSION, {"name": name, "value": proposed})
         value = _key_value(answer)
         if not value:
-            # Some versions answer without the value: read it back.
+            # An answer without the value: read it back.
             value = self.function_keys(function).get(name, "")
         if not value:
             raise ArmError(
