@@ -71,7 +71,7 @@ def parse_dotenv(text: str) -> dict[str, str]:
 class FunctionKey:
     function: str
     name: str
-    value: str  # never printed but on the run that created it
+    value: str = field(repr=False)  # never printed but on the run that created it
     created: bool
 
     def url(self, app_url: str, shown: bool | None = None) -> str:
@@ -100,13 +100,19 @@ def desks_of(env: Mapping[str, str], asked: Sequence[str] = ()) -> list[str]:
 # == 2. the Syskit Point webhook =========================================================
 
 
-def register_webhook(point: PointClient, url: str) -> bool:
-    """Register ``url`` (the events route with its key) with Syskit Point; False when it already was."""
-    listed = point.call("GET", "/v1.0/webhooks/endpoints") or []
-    if any(isinstance(e, dict) and e.get("endpoint") == url for e in listed):
-        return False
-    point.call("POST", "/v1.0/webhooks/endpoints", json={"endpoint": url, "types": list(EVENT_TYPES)})
-    return True
+def register_webhook(point: PointClient, url: str) -> tuple[bool, int]:
+    """Register ``url`` (the events route with its key) with Syskit Point, unless it already is; then remove
+    registrations of the same route with another key (a key since replaced: Syskit Point's events to it
+    would be refused). Returns (registered now, stale ones removed)."""
+    listed = [e.get("endpoint") for e in point.call("GET", "/v1.0/webhooks/endpoints") or [] if isinstance(e, dict)]
+    registered = url not in listed
+    if registered:
+        point.call("POST", "/v1.0/webhooks/endpoints", json={"endpoint": url, "types": list(EVENT_TYPES)})
+    route = url.split("?", 1)[0]
+    stale = [e for e in listed if isinstance(e, str) and e != url and e.split("?", 1)[0] == route]
+    for endpoint in stale:
+        point.call("DELETE", "/v1.0/webhooks/endpoints", json={"endpoint": endpoint})
+    return registered, len(stale)
 
 
 def signature_key(point: PointClient) -> str:
@@ -447,7 +453,9 @@ def _webhook(
         arm.set_secret(vault, secret_name, key)
         report.stored_secret = secret_name
         say(f"   stored Syskit Point's webhook signature key in vault {vault} as {secret_name}")
-        report.registered = register_webhook(admin.point, url)
+        report.registered, removed = register_webhook(admin.point, url)
+        if removed:
+            say(f"   removed {removed} registration(s) of the same route with an older key")
         say(
             f"   {'registered' if report.registered else 'already registered:'} {shown} "
             f"(events: {', '.join(EVENT_TYPES)})"

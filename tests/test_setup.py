@@ -423,3 +423,15 @@ def test_crash_matrix_of_setup(world, monkeypatch, capsys):
         for n, call in enumerate(recorded):
             print(f"  {n:2d} {call}")
     assert len(recorded) >= 10 and problems == []
+
+
+def test_a_registration_of_the_events_route_with_an_older_key_is_replaced(world):
+    stale = f"{world.app.url}/api/point/events?code=an-older-key"
+    elsewhere = "https://other.example/api/point/events?code=theirs"
+    world.point.webhooks |= {stale: ["*"], elsewhere: ["*"]}
+    done = world.run("setup", "--point-admin-client-id", ADMIN_ID)
+    assert done.returncode == 0, done.stdout + done.stderr
+    events = world.arm.function_keys["point_events"]["deskbridge-point_events"]
+    assert sorted(world.point.webhooks) == sorted([elsewhere, f"{world.app.url}/api/point/events?code={events}"])
+    assert "removed 1 registration(s) of the same route with an older key" in done.stdout
+    assert "an-older-key" not in done.stdout
