@@ -184,6 +184,8 @@ def test_setup_twice_adds_each_key_once_registers_once_and_stores_the_signature_
     # The admin app's secret: nowhere but in Entra ID's own check of it.
     everything = first.stdout + first.stderr + second.stdout + second.stderr
     assert ADMIN_SECRET not in everything and JIRA_WEBHOOK_SECRET_VALUE not in everything
+    tokens = [world.process_env["FAKE_AZD_TOKEN"], *world.entra._tokens]  # every bearer token of the runs
+    assert len(tokens) >= 3 and not [token for token in tokens if token in everything]
     assert all(ADMIN_SECRET not in s.value for s in world.vault.secrets.values())
     assert all(ADMIN_SECRET.encode() not in c.body for c in world.arm.calls + world.point.calls)
     assert ADMIN_SECRET not in json.dumps(world.arm.app_settings)
