@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from deskbridge.errors import ArmError, PointError
-from deskbridge.settings import SETTING_NAMES, Settings
+from deskbridge.settings import SETTING_NAMES, SETTINGS, Settings
 
 if TYPE_CHECKING:
     from deskbridge.arm import ArmClient
@@ -41,6 +41,7 @@ AZD_OUTPUTS = ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZURE_FUNCTION_
 # App settings the template derives from other values (not an azd value of the same name), and settings
 # of the platform: set on the app but never in the azd environment, so never a difference on their own.
 DERIVED_SETTINGS = frozenset({"KEY_VAULT_URL", "AzureWebJobsStorage"})
+DEFAULTS = {spec.name: spec.default for spec in SETTINGS}
 
 
 def parse_dotenv(text: str) -> dict[str, str]:
@@ -139,9 +140,10 @@ class Difference:
 def settings_differences(app: Mapping[str, str], env: Mapping[str, str]) -> list[Difference]:
     """Every bridge setting whose value on the app is not what the azd environment says (names only).
 
-    ``only on the app``: set on the app by hand, and the next ``azd provision`` removes it. A setting the
-    azd environment leaves empty takes the template's default, so it is compared with nothing; so does a
-    setting the template fills in from other values (:func:`filled_in_by_the_template`).
+    ``only on the app``: set on the app by hand, and the next ``azd provision`` removes it (or puts the
+    default back). A setting the azd environment leaves empty takes the template's default, the bridge's
+    own, so the app may hold that; a setting the template fills in from other values
+    (:func:`filled_in_by_the_template`) may hold anything.
     """
     found: list[Difference] = []
     for name in sorted(SETTING_NAMES - DERIVED_SETTINGS):
@@ -152,7 +154,7 @@ def settings_differences(app: Mapping[str, str], env: Mapping[str, str]) -> list
                 found.append(Difference(name, "missing on the app"))
             elif actual.strip() != wanted:
                 found.append(Difference(name, "differs"))
-        elif actual and not filled_in_by_the_template(name, env):
+        elif actual and actual.strip() != (DEFAULTS.get(name) or "") and not filled_in_by_the_template(name, env):
             found.append(Difference(name, "only on the app"))
     vault = (env.get("AZURE_KEY_VAULT_ENDPOINT") or "").strip().rstrip("/")
     if vault and (app.get("KEY_VAULT_URL") or "").strip().rstrip("/") != vault:
@@ -165,7 +167,7 @@ def filled_in_by_the_template(name: str, env: Mapping[str, str]) -> bool:
     secret is used), the client secret's name (its default), and a secret's name when the azd environment
     gives the secret's value (the template stores it under its default name: JIRA_WEBHOOK_SECRET_NAME from
     the value named without _NAME, POINT_WEBHOOK_KEY_SECRET_NAME from the one without _SECRET_NAME)."""
-    if name in ("POINT_AUTH_MODE", "POINT_CLIENT_SECRET_NAME"):
+    if name in ("POINT_AUTH_MODE", "POINT_CLIENT_SECRET_NAME", "POINT_TENANT_ID"):  # POINT_TENANT_ID: the tenant
         return True
     if not name.endswith("_SECRET_NAME"):
         return False
@@ -486,4 +488,6 @@ def local_settings(env: Mapping[str, str], names: Iterable[str] = SETTING_NAMES)
             values[name] = value
     if "KEY_VAULT_URL" not in values and env.get("AZURE_KEY_VAULT_ENDPOINT"):
         values["KEY_VAULT_URL"] = env["AZURE_KEY_VAULT_ENDPOINT"]
+    if "POINT_TENANT_ID" not in values and env.get("AZURE_TENANT_ID"):  # the template's default, too
+        values["POINT_TENANT_ID"] = env["AZURE_TENANT_ID"]
     return values

@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +118,7 @@ def _health(url: str) -> int | None:
 @dataclass(frozen=True)
 class AdminInput:
     client_id: str
-    secret: str
+    secret: str = field(repr=False)
 
 
 def admin_input(env: Mapping[str, str], client_id: str, ask: Callable[[str], str] | None) -> AdminInput | None:
@@ -142,7 +142,8 @@ def _admin_app(env: Mapping[str, str], given: AdminInput) -> deployment.AdminApp
     from deskbridge.point import PointClient, client_secret_tokens, new_session
     from deskbridge.settings import ConfigurationError, Settings
 
-    settings = Settings(dict(env))
+    # As the template does: an empty POINT_TENANT_ID is the subscription's tenant (azd's AZURE_TENANT_ID).
+    settings = Settings({"POINT_TENANT_ID": env.get("AZURE_TENANT_ID", "")} | {k: v for k, v in env.items() if v})
     try:
         timeouts = settings.point_timeouts
         tokens = client_secret_tokens(

@@ -85,7 +85,7 @@ def world(tmp_path: Path) -> Iterator[World]:
         "AZURE_KEY_VAULT_NAME": "kv-bridge",
         "AZURE_KEY_VAULT_ENDPOINT": vault.url + "/",
         "POINT_URL": point.url,
-        "POINT_TENANT_ID": TENANT,
+        "AZURE_TENANT_ID": TENANT,  # POINT_TENANT_ID left empty: the template and setup take this tenant
         "POINT_CLIENT_ID": "runtime-app",
         "POINT_API_APP_ID": API_APP,
         "POINT_TEMPLATE_IDS": "7,8",
@@ -107,6 +107,7 @@ def world(tmp_path: Path) -> Iterator[World]:
         "AzureWebJobsStorage__accountName": "stbridge",
         "FUNCTIONS_EXTENSION_VERSION": "~4",
         "POINT_CLIENT_SECRET_NAME": "point-client-secret",
+        "POINT_TENANT_ID": TENANT,
     }
     (tmp_path / "project").mkdir()
     env_file = tmp_path / "azd.env"
@@ -249,6 +250,8 @@ def test_doctor_deployed_names_each_setting_that_differs_and_never_a_value(world
         "SERVICENOW_TOKEN_SECRET_NAME": "snow-token-by-hand",  # a secret name no azd value gives
         "JIRA_WEBHOOK_SECRET_NAME": "jira-webhook-secret",  # given by the azd environment: no difference
         "KEY_VAULT_URL": "https://another-vault.vault.azure.net/",
+        "BRIDGE_LEDGER_TABLE": "provisioningrequests",  # the template's default for an empty azd value: no difference
+        "BRIDGE_MAX_OWNERS": "",  # an empty value, as the template writes one the azd environment leaves empty
     }
     del world.arm.app_settings["JIRA_EMAIL"]
     done = world.run("doctor", "--deployed")
@@ -283,6 +286,7 @@ def test_local_settings_are_written_from_the_azd_environment(world):
     assert values["KEY_VAULT_URL"] == world.env["AZURE_KEY_VAULT_ENDPOINT"]
     assert values["POINT_URL"] == world.point.url and values["JIRA_WEBHOOK_SECRET_NAME"] == "jira-webhook-secret"
     assert values["AzureWebJobsStorage"] == "UseDevelopmentStorage=true"
+    assert values["POINT_TENANT_ID"] == TENANT  # the template's default for an empty one
     assert set(values) <= SETTING_NAMES | {"FUNCTIONS_WORKER_RUNTIME"}
     assert JIRA_WEBHOOK_SECRET_VALUE not in target.read_text()  # secret values are not settings
     again = world.run("setup", "--local-settings", admin_secret=False)
