@@ -412,7 +412,7 @@ def _doctor(args: argparse.Namespace) -> int:
 # -- setup (azd's postprovision hook) ---------------------------------------------------
 
 _SETUP_HELP = """\
-After azd provision (azd runs it as the postprovision hook; safe to run again):
+After azd provision (azd runs it after provision and after deploy; safe to repeat):
 one function key per desk route (added once, its URL printed that once), the
 Syskit Point webhook and its signature key in Key Vault when a Syskit Point
 admin app is given for this run (its secret is asked for, never stored), the
