@@ -374,6 +374,10 @@ _MARK = {"ok": "ok", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
 @command("doctor", "check settings, Key Vault, the Syskit Point token, templates, webhooks and storage; "
                    "say what to fix")
 def _doctor_setup(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--deployed", action="store_true",
+                        help="check the deployed app instead: its settings (read through Azure Resource Manager with "
+                             "your azd sign-in) against the azd environment, names only, and its health route")
+    parser.add_argument("--env-file", default="", help=argparse.SUPPRESS)
     parser.set_defaults(func=_doctor)
 
 
@@ -381,6 +385,9 @@ def _doctor(args: argparse.Namespace) -> int:
     import logging
 
     from deskbridge import doctor
+
+    if args.deployed:
+        return _setup_step("doctor_deployed", args)
 
     # doctor reports each failure itself; the SDK's own warning about it is noise here.
     logging.getLogger("azure.identity").setLevel(logging.ERROR)
@@ -400,6 +407,51 @@ def _doctor(args: argparse.Namespace) -> int:
     warned = any(o.state == doctor.WARN for o in outcomes)
     print("\nNo check failed (see WARN)." if warned else "\nAll checks passed.")
     return 0
+
+
+# -- setup (azd's postprovision hook) ---------------------------------------------------
+
+_SETUP_HELP = """\
+After azd provision (azd runs it after provision and after deploy; safe to repeat):
+one function key per desk route (added once, its URL printed that once), the
+Syskit Point webhook and its signature key in Key Vault when a Syskit Point
+admin app is given for this run (its secret is asked for, never stored), the
+deployed app checked against the azd environment, and the desk's side to do.
+
+Reads the azd environment (azd env get-values) and uses your azd sign-in.
+--local-settings instead writes local.settings.json for a local run, from the
+same azd environment."""
+
+
+@command("setup", "after azd provision: function keys, the Syskit Point webhook, checks, the desk's side to do",
+         settings=False)
+def _setup_setup(parser: argparse.ArgumentParser) -> None:
+    parser.description = _SETUP_HELP
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--desk", action="append", choices=("jira", "servicenow", "provision"),
+                        help="a desk route to key (repeat); default: the desks the azd environment configures")
+    parser.add_argument("--jira-project", action="append", metavar="KEY",
+                        help="a Jira project key for the webhook's JQL (repeat)")
+    parser.add_argument("--point-admin-client-id", default="", metavar="ID",
+                        help="a Syskit Point admin app (Point.Admin) for this run: registers the webhook and stores "
+                             "its signature key; its secret is asked for (or DESKBRIDGE_ADMIN_CLIENT_SECRET)")
+    parser.add_argument("--local-settings", action="store_true",
+                        help="only write local.settings.json for a local run, from the azd environment")
+    parser.add_argument("--output", default="local.settings.json", help="with --local-settings: where to write")
+    parser.add_argument("--force", action="store_true",
+                        help="with --local-settings: replace an existing file (kept as .bak)")
+    parser.add_argument("--env-file", default="", metavar="PATH",
+                        help="read the azd environment from this file (.azure/<env>/.env) instead of azd")
+    parser.set_defaults(func=lambda args: _setup_step("setup", args))
+
+
+def _setup_step(name: str, args: argparse.Namespace) -> int:
+    from deskbridge import setup_command
+
+    try:
+        return int(getattr(setup_command, name)(args))
+    except setup_command.Stop as exc:
+        raise Failure(Problem(str(exc), exc.hint)) from None
 
 
 # -- commands outside the deployment ---------------------------------------------------
@@ -471,7 +523,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     as_json = getattr(args, "json", False)
     entry = _COMMANDS[args.command]
     try:
-        if entry.settings:
+        if entry.settings and not getattr(args, "deployed", False):  # doctor --deployed: the azd environment
             load_local_settings()
         if entry.needs:
             from deskbridge.settings import check_all

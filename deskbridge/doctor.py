@@ -179,7 +179,7 @@ def entra_code(exc: BaseException) -> str | None:
 def check_token(ctx: Context) -> Result:
     s = ctx.settings
     try:
-        ctx.runtime.point.tokens.token()
+        token = ctx.runtime.point.tokens.token()
     except TokenError as exc:
         code = entra_code(exc)
         if code in ENTRA_CODES:
@@ -190,7 +190,30 @@ def check_token(ctx: Context) -> Result:
         if exc.unreachable is not None:
             hint = exc.unreachable.hint
         return Result.fail(in_full(str(exc), exc.unreachable), hint)
-    return Result.ok(f"got a token for {s.point_scope} as app {s.point_client_id} ({s.point_auth_mode} mode)")
+    got = f"got a token for {s.point_scope} as app {s.point_client_id} ({s.point_auth_mode} mode)"
+    if "Point.Admin" in token_roles(token):
+        return Result.warn(f"{got}, and it holds Point.Admin: the bridge needs Point.Provisioning only",
+                           "in Entra ID, app POINT_CLIENT_ID > API permissions: remove Point.Admin (and its consent); "
+                           "python -m deskbridge setup --point-admin-client-id registers the webhook with an admin "
+                           "app given for that run only")
+    return Result.ok(got)
+
+
+def token_roles(token: str) -> frozenset[str]:
+    """The app roles (``roles`` claim) of an Entra ID access token, read without checking its signature:
+    doctor only advises on what the bridge's own token carries; a token of another shape has none."""
+    import base64
+    import json
+
+    parts = token.split(".")
+    if len(parts) != 3:
+        return frozenset()
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return frozenset()
+    roles = claims.get("roles") if isinstance(claims, dict) else None
+    return frozenset(r for r in roles if isinstance(r, str)) if isinstance(roles, list) else frozenset()
 
 
 def point_problem(exc: PointError, point_url: str) -> tuple[str, str]:
@@ -271,9 +294,10 @@ def check_webhooks(ctx: Context) -> Result:
         listed = ctx.runtime.point.call("GET", "/v1.0/webhooks/endpoints") or []
     except PointError as exc:
         if exc.http_status == 403:
-            return Result.warn("cannot list Syskit Point webhooks: the app lacks Point.Admin",
-                               "fine if an admin registered the bridge's /api/point/events; else grant Point.Admin, "
-                               "or register it in Syskit Point")
+            # As it should be: listing needs Point.Admin, which the bridge's own app does not hold.
+            return Result.skip("not listed: the bridge's app holds Point.Provisioning only, as it should (python -m "
+                               "deskbridge setup registers the webhook with an admin app, and doctor --deployed "
+                               "checks the deployed app)")
         return Result.warn(f"cannot list Syskit Point webhooks: {exc}")
     endpoints = [e.get("endpoint", "") for e in listed if isinstance(e, dict)]
     ours = [e for e in endpoints if "/api/point/events" in e]

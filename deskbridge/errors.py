@@ -136,3 +136,25 @@ class ServiceNowError(DeskError):
 
 class CallbackError(DeskError):
     """A caller's callback URL did not accept the outcome."""
+
+
+class ArmError(RemoteError):
+    """Azure Resource Manager refused or did not answer a call (function keys, app settings, the vault's secrets).
+
+    ``code`` is ARM's own error code (``AuthorizationFailed``, ``ResourceNotFound``...) when it gave one;
+    ``token``: the failure was getting the deployer's token (azd not signed in), not the call itself.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        transient: bool,
+        http_status: int | None = None,
+        unreachable: Unreachable | None = None,
+        code: str = "",
+        token: bool = False,
+    ) -> None:
+        super().__init__(message, transient=transient, http_status=http_status, unreachable=unreachable)
+        self.code = code
+        self.token = token

@@ -2,7 +2,10 @@
 
 Apps are registered with a client secret (which may be marked expired) or as
 trusting the managed identity (federated credential). Tokens are opaque
-strings that the other stand-ins check with :meth:`EntraStandIn.token_info`.
+strings that the other stand-ins check with :meth:`EntraStandIn.token_info`;
+with ``claims_in_tokens`` they are shaped as Entra ID's are (header, claims,
+signature: ``aud``, ``appid``, ``roles``), for code that reads its own token's
+claims (doctor's Point.Admin warning). The signature is random, never checked.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class EntraStandIn(StandIn):
         self.identity_header = secrets.token_hex(16)
         self._tokens: dict[str, TokenInfo] = {}
         self._token_lock = threading.Lock()
+        self.claims_in_tokens = False
 
     def register(self, client_id: str, secret: str = "", roles: set[str] | None = None) -> App:
         app = App(client_id, secret, roles=set(roles or ()))
@@ -54,6 +58,9 @@ class EntraStandIn(StandIn):
 
     def issue(self, client_id: str, resource: str, roles: frozenset[str] = frozenset()) -> str:
         token = "tok-" + secrets.token_urlsafe(24)
+        if self.claims_in_tokens:
+            claims = {"aud": resource, "appid": client_id, "tid": self.tenant_id, "roles": sorted(roles)}
+            token = ".".join((_segment({"typ": "JWT", "alg": "RS256"}), _segment(claims), secrets.token_urlsafe(32)))
         with self._token_lock:
             self._tokens[token] = TokenInfo(client_id, resource, roles)
         return token
@@ -144,3 +151,10 @@ def _error(status: int, code: str, description: str) -> Reply:
             "error_codes": [int(description[6 : description.index(":")]) if description.startswith("AADSTS") else 0],
         },
     )
+
+
+def _segment(value: dict) -> str:
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()

@@ -55,6 +55,7 @@ LAYERS: dict[str, int] = {
     "deskbridge.point": ADAPTER,
     "deskbridge.ledger": ADAPTER,
     "deskbridge.queues": ADAPTER,
+    "deskbridge.arm": ADAPTER,  # Azure Resource Manager, as the deployer (setup, doctor --deployed)
     "deskbridge.desks.jira_client": ADAPTER,
     "deskbridge.desks.servicenow_client": ADAPTER,
     "deskbridge.desks.callback": ADAPTER,
@@ -68,10 +69,12 @@ LAYERS: dict[str, int] = {
     "deskbridge.writeback": USE_CASE,
     "deskbridge.reconciler": USE_CASE,
     "deskbridge.operator": USE_CASE,
+    "deskbridge.deployment": USE_CASE,  # setup's steps
     "deskbridge.checks": ENTRY,
     "deskbridge.doctor": ENTRY,
     "deskbridge.desk_doctor": ENTRY,
     "deskbridge.cli": ENTRY,
+    "deskbridge.setup_command": ENTRY,
     "deskbridge.handlers": ENTRY,
     "deskbridge.__main__": ENTRY,
     "function_app": ENTRY,

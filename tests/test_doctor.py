@@ -302,3 +302,26 @@ def test_desks_that_cannot_be_reached_say_why_and_where(bridge):
         assert "nothing listens on 127.0.0.1:9 (connection refused)" in desks[name].message, desks[name].message
         assert "ConnectionError" not in desks[name].message
     assert "JIRA_URL" in desks["jira"].hint and "SERVICENOW_URL" in desks["servicenow"].hint
+
+
+def test_the_token_holding_point_admin_is_a_warning(bridge, monkeypatch):
+    """Only webhook registration needs Point.Admin, and setup does it with an admin app of its own."""
+    monkeypatch.setattr(bridge.stack.entra, "claims_in_tokens", True)
+    bridge.configure()
+    token = by_name(doctor.run_checks(bridge.runtime), "token")
+    assert token.state == "warn" and "holds Point.Admin" in token.message and "remove Point.Admin" in token.hint
+    bridge.stack.entra.apps[BRIDGE_APP_ID].roles = {"Point.Provisioning"}
+    bridge.configure()
+    outcomes = doctor.run_checks(bridge.runtime)
+    assert by_name(outcomes, "token").state == "ok" and by_name(outcomes, "syskit point").state == "ok"
+    assert doctor.token_roles("not.a-jwt.at-all") == frozenset() and doctor.token_roles("opaque") == frozenset()
+
+
+def test_a_bridge_app_without_point_admin_is_not_a_warning(bridge):
+    """Least privilege is the recommended setup: listing webhooks needs Point.Admin, so doctor does not list them."""
+    bridge.stack.entra.apps[BRIDGE_APP_ID].roles = {"Point.Provisioning"}
+    bridge.configure()
+    outcomes = doctor.run_checks(bridge.runtime)
+    webhooks = by_name(outcomes, "webhooks")
+    assert webhooks.state == "skip" and "Point.Provisioning only, as it should" in webhooks.message
+    assert "warn" not in {by_name(outcomes, name).state for name in ("token", "syskit point", "webhooks")}
