@@ -619,6 +619,7 @@ module observability 'app/observability.bicep' = {
     tags: tags
     applicationInsightsId: monitoring.outputs.applicationInsightsId
     queueServiceId: storage.outputs.queueServiceId
+    functionAppId: functionApp.outputs.id
     actionGroupName: '${abbrs.insightsActionGroups}${resourceToken}'
     alertRuleName: '${abbrs.insightsScheduledQueryRules}attention-${resourceToken}'
     problemsAlertRuleName: '${abbrs.insightsScheduledQueryRules}problems-${resourceToken}'

@@ -262,3 +262,37 @@ def test_the_erase_command_does_the_same(bridge, tmp_path, monkeypatch, capsys):
     assert "@" not in bridge.record("jira", "OPS-9").body
     code = cli.main(["list", "--all", "--json", "--source", "jira"])
     assert code == 0 and [r["ticket"] for r in json.loads(capsys.readouterr().out)] == ["OPS-9"]
+
+
+def test_the_workbook_counts_operator_actions_and_shows_what_changed(bridge, caplog):
+    from kql_subset import run
+    from test_telemetry import traces, workbook_queries
+
+    caplog.set_level(logging.INFO, logger="deskbridge")
+    approve(bridge, "OPS-10")
+    put_status(bridge, "OPS-10", "failed", last_error="attempts ran out")
+    admin(bridge, "admin_list", params={"status": "failed"})
+    admin(bridge, "admin_replay", "OPS-10")
+    admin(bridge, "admin_replay", "OPS-10", headers={"x-bridge-operator": "Bob"})  # queued now: replayed again
+    run_due(bridge)
+    admin(
+        bridge, "admin_erase", "OPS-10", headers={"x-functions-key": "k"}
+    )  # submitted: settled enough, nothing will send it again
+    queries = workbook_queries()
+    counts = {
+        (row["action"], row["actor"]): row["actions"]
+        for row in run(queries["operator-counts"], {"traces": traces(caplog)})
+    }
+    assert counts == {
+        ("list", "key=_master stated=Ada Admin"): 1,
+        ("replay", "key=_master stated=Ada Admin"): 1,
+        ("replay", "key=_master stated=Bob"): 1,
+        ("erase", "key=_master"): 1,
+    }
+    rows = run(queries["operator-actions"], {"traces": traces(caplog)})
+    assert [(r["action"], r["ticket"], r["changed"].split(",")[0]) for r in rows] == [
+        ("erase", "OPS-10", "removed owners"),
+        ("replay", "OPS-10", "status queued>queued"),
+        ("replay", "OPS-10", "status failed>queued"),
+    ]
+    assert {r["version"] for r in rows} == {deskbridge.__version__}
