@@ -162,7 +162,7 @@ def test_replay_refuses_the_others_and_says_which_it_takes(bridge, arranged):
     if arranged == "pending":
         assert "being attempted right now" in message
     else:
-        assert f"is {arranged}" in message and "failed, uncertain, rejected or queued" in message
+        assert f"is {arranged}" in message and "can be replayed" in message  # and which statuses can
     assert bridge.record("jira", "OPS-6").status == arranged
     assert admin(bridge, "admin_replay", "NOPE-2")[0] == 404
 
@@ -263,6 +263,12 @@ def test_the_erase_command_does_the_same(bridge, tmp_path, monkeypatch, capsys):
     assert "@" not in bridge.record("jira", "OPS-9").body
     code = cli.main(["list", "--all", "--json", "--source", "jira"])
     assert code == 0 and [r["ticket"] for r in json.loads(capsys.readouterr().out)] == ["OPS-9"]
+    approve(bridge, "OPS-11")
+    bridge.clock.advance(bridge.runtime.settings.outcome_overdue + 1)
+    code = cli.main(["list", "--overdue", "--json"])
+    assert code == 0 and [r["ticket"] for r in json.loads(capsys.readouterr().out)] == ["OPS-11"]
+    code = cli.main(["list", "--since", "soon", "--json"])
+    assert code == 1 and "ISO 8601" in json.loads(capsys.readouterr().out)["error"]
 
 
 def test_the_workbook_counts_operator_actions_and_shows_what_changed(bridge, caplog):
