@@ -32,6 +32,27 @@ def request_status(req: func.HttpRequest) -> func.HttpResponse:
     return handlers.request_status(req)
 
 
+# The operator routes: the app's master key only (AuthLevel.ADMIN). Not under admin/: the host keeps that for itself.
+@app.route(route="operator/requests", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+def admin_list(req: func.HttpRequest) -> func.HttpResponse:
+    return handlers.admin("list", req)
+
+
+@app.route(route="operator/requests/{source}/{ticket}", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+def admin_show(req: func.HttpRequest) -> func.HttpResponse:
+    return handlers.admin("show", req)
+
+
+@app.route(route="operator/requests/{source}/{ticket}/replay", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+def admin_replay(req: func.HttpRequest) -> func.HttpResponse:
+    return handlers.admin("replay", req)
+
+
+@app.route(route="operator/requests/{source}/{ticket}/erase", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+def admin_erase(req: func.HttpRequest) -> func.HttpResponse:
+    return handlers.admin("erase", req)
+
+
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
     return handlers.health(req)

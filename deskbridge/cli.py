@@ -231,12 +231,38 @@ def _list_setup(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--status", action="append", choices=STATUSES,
                         help="only these statuses (repeat for several); default: queued, failed, uncertain")
     parser.add_argument("--all", action="store_true", help="every status")
+    parser.add_argument("--source", default="", help="only this source (jira, servicenow, ...)")
+    parser.add_argument("--since", default="", help="only requests created at or after this time (ISO 8601, UTC "
+                                                     "unless it says otherwise), e.g. 2026-12-01")
+    parser.add_argument("--overdue", action="store_true",
+                        help="only open requests older than BRIDGE_OUTCOME_OVERDUE_SECONDS (with no outcome yet)")
     parser.set_defaults(func=_list)
 
 
+def operator_name() -> str:
+    """Who runs a command, for the operator log line: the local account (never verified; the routes log the
+    key and the signed-in principal instead)."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no user name in this environment
+        return "cli"
+
+
 def _list(args: argparse.Namespace) -> int:
-    statuses = None if args.all else tuple(args.status or ("queued", "failed", "uncertain"))
-    records = sorted(runtime().ledger.by_status(statuses), key=lambda r: r.created_at)
+    from deskbridge import operator
+
+    if args.all or args.overdue:
+        statuses = tuple(args.status) if args.status else None
+    else:
+        statuses = tuple(args.status or ("queued", "failed", "uncertain"))
+    try:
+        since = operator.parse_since(args.since) if args.since else None
+    except ValueError as exc:
+        raise Failure(Problem(str(exc), "python -m deskbridge list --help")) from None
+    page = operator.find(runtime(), statuses, args.source, since, args.overdue)
+    records = sorted(page.records, key=lambda r: r.created_at)
     rows = [{"source": r.source, "ticket": r.ticket, "status": r.status, "attempts": r.attempts,
              "last_error": r.last_error, "next_attempt": r.next_attempt_at, "created": r.created_at}
             for r in records]
@@ -274,10 +300,33 @@ def _replay(args: argparse.Namespace) -> int:
             print("Nothing done.")
             return 1
     try:
-        replayed = operator.replay(current, args.source, args.ticket)
+        replayed = operator.replay(current, args.source, args.ticket, operator_name())
     except (ValueError, LookupError) as exc:
         raise Failure(str(exc)) from None
     emit(args, replayed.summary() if args.json else f"{args.source}/{args.ticket} queued for an attempt now.")
+    return 0
+
+
+@command("erase", "remove the people (owners, members, reporter) from one request's record now, keeping its audit "
+                  "fields (as the reconciler does after BRIDGE_RECORD_RETENTION_DAYS)", needs=("storage",))
+def _erase_setup(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="jira, servicenow, provision, ...")
+    parser.add_argument("ticket", help="the ticket id, e.g. HR-42 or RITM0010452")
+    parser.set_defaults(func=_erase)
+
+
+def _erase(args: argparse.Namespace) -> int:
+    from deskbridge import operator
+
+    try:
+        record, removed = operator.erase(runtime(), args.source, args.ticket, operator_name())
+    except (ValueError, LookupError) as exc:
+        raise Failure(str(exc)) from None
+    if args.json:
+        emit(args, {"erased": removed, "record": operator.detail(record)})
+    else:
+        done = f"removed {', '.join(removed)}" if removed else "nothing left to remove"
+        print(f"{args.source}/{args.ticket}: {done}; erased at {record.erased_at}.")
     return 0
 
 
@@ -391,11 +440,14 @@ def _doctor(args: argparse.Namespace) -> int:
 
     # doctor reports each failure itself; the SDK's own warning about it is noise here.
     logging.getLogger("azure.identity").setLevel(logging.ERROR)
+    from deskbridge import __version__
+
     outcomes = doctor.run_checks(runtime())
     failed = [o for o in outcomes if o.state == doctor.FAIL]
     if args.json:
-        emit(args, {"ok": not failed, "checks": [o.as_dict() for o in outcomes]})
+        emit(args, {"ok": not failed, "version": __version__, "checks": [o.as_dict() for o in outcomes]})
         return 1 if failed else 0
+    print(f"Point Desk Bridge {__version__}")
     width = max(len(o.name) for o in outcomes)
     for outcome in outcomes:
         print(f"{_MARK[outcome.state]:<5} {outcome.name:<{width}}  {outcome.message}")

@@ -82,8 +82,29 @@ def point_event(req: func.HttpRequest) -> func.HttpResponse:
     return _json(result.http_status, result.body)
 
 
+def admin(action: str, req: func.HttpRequest) -> func.HttpResponse:
+    """The operator routes (admin level): list, show, replay, erase; deskbridge.admin answers them."""
+    from deskbridge import admin as operator_routes
+
+    try:
+        current = _runtime()
+        headers = dict(req.headers)
+        source, ticket = req.route_params.get("source", ""), req.route_params.get("ticket", "")
+        if action == "list":
+            result = operator_routes.list_requests(current, dict(req.params), headers)
+        elif action == "show":
+            result = operator_routes.show(current, source, ticket, headers)
+        else:
+            result = operator_routes.act(current, action, source, ticket, headers)
+    except Exception:
+        return _internal_error(f"operator {action}")
+    return _json(result.http_status, result.body)
+
+
 def health(req: func.HttpRequest) -> func.HttpResponse:
-    return _json(200, {"status": "ok"})
+    from deskbridge import __version__
+
+    return _json(200, {"status": "ok", "version": __version__})
 
 
 OPENAPI_FILE = Path(__file__).resolve().parent.parent / "openapi.json"

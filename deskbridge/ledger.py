@@ -6,6 +6,14 @@ Status changes use the record's ETag, so two workers never overwrite each
 other's view of a request. Record times keep microseconds, from the
 runtime's clock.
 
+Every record carries the version of its shape (the ``Shape`` property,
+:data:`RECORD_SHAPE`); a record without one was written by release 0.1.0
+(shape 1). Reading never fails on an older shape: a property it lacks reads
+as its default, which is what the older release meant by leaving it out, and
+the next write moves it to the current shape. Properties this release does
+not know (written by a newer one, read after a rollback) are kept and written
+back as they were. docs/operations.md ("Upgrades") says what each release reads.
+
 A failure of the Table service is a :class:`~deskbridge.errors.StorageError`
 (a missing table says so: the tables are made by :meth:`Ledger.ensure`, from
 doctor, the local stack or the infra templates, never on the way).
@@ -39,6 +47,9 @@ def parse_iso(text: str) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
 
 
+# The shape of what this release writes. 1: release 0.1.0 (no Shape property); 2: release 0.2.0 (Shape,
+# ErasedAt; a queue message's "v"; a delivery id's Shape).
+RECORD_SHAPE = 2
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
 _HISTORY = 30  # transitions kept on a record, newest last
 _EVENT_KEYS = 10  # Syskit Point idempotency keys kept on a record
@@ -86,7 +97,11 @@ class LedgerRecord:
     event_at: str = ""  # when the last Syskit Point event for it came
     # Outcomes the ticket is owed: {update: {"token": ..., "due": iso}}; removed once written or given up.
     desk_owed: dict[str, dict[str, str]] = field(default_factory=dict)
+    erased_at: str = ""  # when the people in its body were removed (retention, or an operator's erase)
+    shape: int = RECORD_SHAPE  # the shape it was read in (1: written by release 0.1.0); written as the current one
     etag: str = field(default="", repr=False)
+    # Properties a newer release wrote that this one does not know: written back untouched.
+    unknown: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def remember(self, entry: str) -> None:
         self.history = [*self.history, entry][-_HISTORY:]
@@ -135,6 +150,7 @@ _PROPERTY = {f.name: "".join(part.capitalize() for part in f.name.split("_")) fo
 _JSON_FIELDS = ("reply_to", "warnings", "desk_updates", "history", "events", "desk_owed")
 _INT_FIELDS = ("template_id", "owner_count", "member_count", "point_status", "attempts", "replay_base", "sends")
 _NAMES = tuple(f.name for f in fields(LedgerRecord))
+_NOT_STORED = ("etag", "unknown", "shape")  # shape is written as max(read, RECORD_SHAPE), below
 # A property left out reads back as the field's default (from_entity), so empty ones are not
 # written: a fresh record has a dozen, and each costs the Tables SDK's serializer time.
 _DEFAULTS = {
@@ -147,8 +163,10 @@ _ALWAYS_WRITTEN = ("status", "name_key", "workspace_type")  # queried with eq: a
 
 def to_entity(record: LedgerRecord) -> dict[str, Any]:
     values = {name: getattr(record, name) for name in _NAMES}  # read only: no deep copy (asdict)
-    values.pop("etag")
-    entity: dict[str, Any] = {"PartitionKey": values.pop("source"), "RowKey": values.pop("ticket")}
+    for name in _NOT_STORED:
+        values.pop(name)
+    entity: dict[str, Any] = {**record.unknown, "PartitionKey": values.pop("source"), "RowKey": values.pop("ticket")}
+    entity["Shape"] = max(record.shape, RECORD_SHAPE)
     body = values.pop("body")
     chunks = [body[i : i + _CHUNK] for i in range(0, len(body), _CHUNK)] or [""]
     if len(chunks) > _MAX_CHUNKS:
@@ -168,7 +186,7 @@ def to_entity(record: LedgerRecord) -> dict[str, Any]:
 def from_entity(entity: Any) -> LedgerRecord:
     values: dict[str, Any] = {"source": entity["PartitionKey"], "ticket": entity["RowKey"]}
     for name, prop in _PROPERTY.items():
-        if name in ("source", "ticket", "body", "etag") or prop not in entity:
+        if name in ("source", "ticket", "body", *_NOT_STORED) or prop not in entity:
             continue
         value = entity[prop]
         values[name] = json.loads(value) if name in _JSON_FIELDS and isinstance(value, str) else value
@@ -177,9 +195,21 @@ def from_entity(entity: Any) -> LedgerRecord:
     for name in _INT_FIELDS:
         if name in values:
             values[name] = int(values[name])
+    values["shape"] = int(entity.get("Shape", 1) or 1)
+    values["unknown"] = {key: entity[key] for key in entity if not _known(key, chunks)}
     metadata = getattr(entity, "metadata", None) or {}
     values["etag"] = metadata.get("etag") or ""
     return LedgerRecord(**values)
+
+
+_KNOWN = {*_PROPERTY.values(), "PartitionKey", "RowKey", "BodyChunks", "DeskDue", "Shape", "Timestamp"}
+
+
+def _known(key: str, chunks: int) -> bool:
+    """A property this release reads or derives (the body's chunks included), or the service's own."""
+    if key in _KNOWN or key.startswith("odata"):
+        return True
+    return key.startswith("Body") and key[4:].isdigit() and int(key[4:]) < max(chunks, 1)
 
 
 @dataclass(frozen=True)
@@ -327,6 +357,56 @@ class Ledger:
             for entity in entities:
                 yield from_entity(entity)
 
+    def find(
+        self,
+        statuses: tuple[str, ...] | None = None,
+        source: str = "",
+        created_since: datetime | None = None,
+        created_before: datetime | None = None,
+        after: tuple[str, str] | None = None,
+        limit: int | None = None,
+        columns: list[str] | None = None,
+        updated_before: datetime | None = None,
+    ) -> tuple[list[LedgerRecord], tuple[str, str] | None]:
+        """Records matching every filter given, filtered by the Table service, in key order (source, ticket),
+        starting after the key ``after``; at most ``limit``. Returns them and the key to continue after, or
+        None when there are no more. ``columns``: read only these properties (and the keys; give Status)."""
+        clauses: list[str] = []
+        params: dict[str, Any] = {}
+        if updated_before is not None:
+            clauses.append("UpdatedAt lt @updated ")
+            params["updated"] = iso(updated_before)
+        if statuses:  # the SDK substitutes @names split on spaces: keep a space after each one
+            clauses.append("(" + "or ".join(f"Status eq @s{i} " for i in range(len(statuses))) + ") ")
+            params.update({f"s{i}": status for i, status in enumerate(statuses)})
+        if source:
+            clauses.append("PartitionKey eq @source ")
+            params["source"] = source
+        if created_since is not None:
+            clauses.append("CreatedAt ge @since ")
+            params["since"] = iso(created_since)
+        if created_before is not None:
+            clauses.append("CreatedAt lt @before ")
+            params["before"] = iso(created_before)
+        if after is not None:
+            clauses.append("(PartitionKey gt @afterp or (PartitionKey eq @afterp and RowKey gt @afterr )) ")
+            params.update({"afterp": after[0], "afterr": after[1]})
+        # Each clause ends with one space: never two in a row, which the SDK's split on spaces cannot take.
+        query = "and ".join(clauses).rstrip()
+        found: list[LedgerRecord] = []
+        select = ["PartitionKey", "RowKey", *columns] if columns else None
+        with _storage("querying the ledger", self.name):
+            if query:
+                entities = self._table.query_entities(query, parameters=params, select=select)
+            else:
+                entities = self._table.list_entities(select=select)
+            for entity in entities:
+                if limit is not None and len(found) == limit:
+                    last = found[-1]
+                    return found, (last.source, last.ticket)
+                found.append(from_entity(entity))
+        return found, None
+
     def by_name(self, name_key: str, workspace_type: str) -> list[LedgerRecord]:
         """Every request for this workspace, open or settled, oldest first."""
         with _storage("querying the ledger", self.name):
@@ -394,7 +474,12 @@ class Deliveries:
         """Record the id; False when it was seen before."""
         from azure.core.exceptions import ResourceExistsError
 
-        entity = {"PartitionKey": kind, "RowKey": _row_key(delivery_id), "SeenAt": iso(self._clock.now())}
+        entity = {
+            "PartitionKey": kind,
+            "RowKey": _row_key(delivery_id),
+            "SeenAt": iso(self._clock.now()),
+            "Shape": RECORD_SHAPE,
+        }  # 0.1.0 wrote none: read the same (only SeenAt and Fingerprint are read)
         if fingerprint:
             entity["Fingerprint"] = fingerprint
         with _storage("recording a delivery id", self.name):

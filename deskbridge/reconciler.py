@@ -13,7 +13,10 @@ ledger saying what is missing, and one sweep finds it:
 - optionally (BRIDGE_UNCERTAIN_RESEND_AFTER_SECONDS), ``uncertain`` with no
   Syskit Point event for its workspace in that time: sent again;
 - delivery ids (the signed approval routes' webhook-id) older than
-  BRIDGE_DELIVERY_RETENTION_SECONDS: pruned.
+  BRIDGE_DELIVERY_RETENTION_SECONDS: pruned;
+- settled records (completed, point_failed, rejected, failed) last changed
+  more than BRIDGE_RECORD_RETENTION_DAYS ago and owing the desk nothing: the
+  people in their body removed, the audit fields kept (deskbridge.retention).
 
 The Table service filters the ledger (open statuses and due dates only), so a
 sweep costs little however many settled requests it holds. One structured
@@ -44,6 +47,7 @@ class Sweep:
     desk_requeued: int = 0  # owed desk updates queued again
     resent: int = 0  # uncertain -> queued again (optional)
     pruned: int = 0  # delivery ids deleted
+    erased: int = 0  # settled records past BRIDGE_RECORD_RETENTION_DAYS whose people were removed
     errors: int = 0  # records that could not be handled this time (next sweep tries again)
     duration_ms: float = 0.0
 
@@ -72,20 +76,74 @@ def sweep(runtime: Runtime) -> Sweep:
     except Exception as exc:
         counts.errors += 1
         log.warning("reconciler could not prune delivery ids: %s", type(exc).__name__)
+    try:
+        counts.erased = _retain(runtime, now - timedelta(days=s.record_retention_days), counts)
+    except Exception as exc:
+        counts.errors += 1
+        log.warning("reconciler could not apply the record retention: %s", type(exc).__name__)
     counts.duration_ms = round((clock.monotonic() - started) * 1000, 1)
     log.info(
         "reconcile examined %d: %d stale pending, %d re-queued, %d desk updates re-queued, %d re-sent, "
-        "%d delivery ids pruned, %d errors",
+        "%d delivery ids pruned, %d records' people erased, %d errors",
         counts.examined,
         counts.stale_pending,
         counts.requeued,
         counts.desk_requeued,
         counts.resent,
         counts.pruned,
+        counts.erased,
         counts.errors,
         extra={"bridge_event": "reconcile", **asdict(counts)},
     )
     return counts
+
+
+def _retain(runtime: Runtime, cutoff: datetime, counts: Sweep) -> int:
+    """Remove the people from settled records last changed before ``cutoff``; how many were changed.
+
+    Erasing writes the record, so its UpdatedAt moves on and the next sweeps do not read it again for the
+    retention period; those read then are skipped by their ErasedAt (only five small properties come back).
+    """
+    from deskbridge.retention import SETTLED
+
+    found, _ = runtime.ledger.find(
+        SETTLED, updated_before=cutoff, columns=["Status", "ErasedAt", "DeskOwed", "UpdatedAt"]
+    )
+    erased = 0
+    for candidate in found:
+        if candidate.erased_at or candidate.desk_owed:  # done already; or the ticket is still owed its outcome
+            continue
+
+        try:
+            erased += _erase_if_due(runtime, candidate.source, candidate.ticket, cutoff)
+        except Exception as exc:  # one record must not stop the sweep
+            counts.errors += 1
+            log.warning("reconciler could not erase %s/%s: %s", candidate.source, candidate.ticket, type(exc).__name__)
+    return erased
+
+
+def _erase_if_due(runtime: Runtime, source: str, ticket: str, cutoff: datetime) -> bool:
+    """Erase one record's people if, as the ledger holds it now, it is still settled, due and not erased."""
+    from deskbridge.operator import erase_in
+    from deskbridge.retention import SETTLED
+
+    done: list[bool] = []
+
+    def forget(record: LedgerRecord) -> LedgerRecord | None:
+        done.clear()
+        if (
+            record.status not in SETTLED
+            or record.erased_at
+            or record.desk_owed
+            or not _before(record.updated_at, cutoff)
+        ):
+            return None
+        erase_in(record, runtime.clock.now())
+        done.append(True)
+        return record
+
+    runtime.ledger.change(source, ticket, forget)
+    return bool(done)
 
 
 def _before(text: str, moment: datetime) -> bool:
@@ -105,7 +163,6 @@ def _record(
 
     source, ticket = found.source, found.ticket
     if found.status == Status.PENDING and _before(found.updated_at, stale_before):
-
         moved = settle_stale(runtime, source, ticket)
         if moved and moved.applied:
             counts.stale_pending += 1
@@ -117,8 +174,12 @@ def _record(
         moved = in_ledger(runtime, source, ticket, Change(Event.MESSAGE_LOST), still_lost)
         if moved and moved.applied:
             counts.requeued += 1
-            log.warning("the retry message for %s/%s was lost; queued it again", source, ticket,
-                        extra={"bridge_event": "retry", "source": source, "ticket": ticket, "outcome": "requeued"})
+            log.warning(
+                "the retry message for %s/%s was lost; queued it again",
+                source,
+                ticket,
+                extra={"bridge_event": "retry", "source": source, "ticket": ticket, "outcome": "requeued"},
+            )
     elif (
         found.status == Status.UNCERTAIN
         and uncertain_before is not None
@@ -140,8 +201,9 @@ def _record(
                 extra={"bridge_event": "retry", "source": source, "ticket": ticket, "outcome": "resent"},
             )
     for update, owed in found.desk_owed.items():
-        if _before(owed.get("due", ""), lost_before) and writeback.requeue(runtime, source, ticket, update,
-                                                                            lost_before):
+        if _before(owed.get("due", ""), lost_before) and writeback.requeue(
+            runtime, source, ticket, update, lost_before
+        ):
             counts.desk_requeued += 1
 
 

@@ -125,6 +125,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "off when empty; else re-send an uncertain request when no Syskit Point event for its workspace came "
         "within this many seconds (needs POINT_WEBHOOK_KEY_SECRET_NAME; may provision twice)",
     ),
+    # Retention of personal data, and requests overdue (issue 24 / 22: the operator routes)
+    _spec("BRIDGE_RECORD_RETENTION_DAYS", "90", "days a settled request keeps the people in its body (owners, members, reporter); then the reconciler removes them and keeps the audit fields"),
+    _spec("BRIDGE_OUTCOME_OVERDUE_SECONDS", "86400", "a request with no outcome from Syskit Point this long after it was submitted is overdue (list --overdue, the operator routes' overdue filter)"),
     # Limits
     _spec("BRIDGE_MAX_BODY_BYTES", "262144", "largest request body accepted"),
     _spec("BRIDGE_MAX_OWNERS", "100", "most owners one request may name"),
@@ -455,6 +458,14 @@ class Settings:
             return None
         return self._int("BRIDGE_UNCERTAIN_RESEND_AFTER_SECONDS", minimum=60)
 
+    @cached_property
+    def record_retention_days(self) -> int:
+        return self._int("BRIDGE_RECORD_RETENTION_DAYS", minimum=1)
+
+    @cached_property
+    def outcome_overdue(self) -> int:
+        return self._int("BRIDGE_OUTCOME_OVERDUE_SECONDS", minimum=60)
+
     # -- limits -------------------------------------------------------------
     @cached_property
     def max_body_bytes(self) -> int:
@@ -589,6 +600,8 @@ SETTING_GROUPS: dict[str, Callable[[Settings], tuple[Callable[[], object], ...]]
         lambda: s.queue_grace,
         lambda: s.delivery_retention,
         lambda: s.uncertain_resend_after,
+        lambda: s.record_retention_days,
+        lambda: s.outcome_overdue,
     ),
     "limits": lambda s: (lambda: s.max_body_bytes, lambda: s.max_owners, lambda: s.max_members),
     # What an attempt's outcome needs (the retry schedule, the queues it sends to), read before the record.

@@ -7,6 +7,9 @@ to the message as one JSON object: ``approval provision HR-42 submitted
 alert rule in infra/ read that object with ``parse_json(extract(...))``; the
 fields stay on the record too, for tests and for OpenTelemetry exporters.
 Only the names below are ever copied: never a payload, address or secret.
+Every such line also carries ``version``, the release that wrote it
+(deskbridge.__version__), so a query can tell the lines of two releases apart
+across an upgrade.
 """
 
 from __future__ import annotations
@@ -14,11 +17,15 @@ from __future__ import annotations
 import json
 import logging
 
+from deskbridge import __version__
+
 DIMENSIONS = (
     "bridge_event", "route", "source", "ticket", "outcome", "http_status", "point_status", "duration_ms",
     "attempts", "update", "setting", "secret_name", "expires_on", "days_left",
     # the reconciler's sweep
     "examined", "stale_pending", "requeued", "desk_requeued", "resent", "pruned", "errors",
+    # operator actions (the admin routes and the CLI) and retention
+    "action", "actor", "changed", "filters", "erased",
 )
 
 
@@ -26,6 +33,7 @@ class StructuredLine(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "bridge_event", None) and not getattr(record, "structured", False):
             dims = {name: getattr(record, name) for name in DIMENSIONS if hasattr(record, name)}
+            dims["version"] = __version__
             record.msg = f"{record.getMessage()} {json.dumps(dims, default=str, separators=(',', ':'))}"
             record.args = None
             record.structured = True

@@ -42,6 +42,7 @@ LAYERS: dict[str, int] = {
     "deskbridge.settings": PURE,
     "deskbridge.lifecycle": PURE,
     "deskbridge.clock": PURE,
+    "deskbridge.retention": PURE,  # what erasing a record's people removes and keeps
     "deskbridge.retries": PURE,  # the retry schedule and the queue messages' form
     "deskbridge.telemetry": PURE,
     "deskbridge.causes": PURE,
@@ -70,6 +71,7 @@ LAYERS: dict[str, int] = {
     "deskbridge.reconciler": USE_CASE,
     "deskbridge.operator": USE_CASE,
     "deskbridge.deployment": USE_CASE,  # setup's steps
+    "deskbridge.admin": USE_CASE,  # the operator routes' answers (on deskbridge.operator)
     "deskbridge.checks": ENTRY,
     "deskbridge.doctor": ENTRY,
     "deskbridge.desk_doctor": ENTRY,

@@ -303,6 +303,12 @@ param bridgeDeliveryRetentionSeconds string = ''
 @description('BRIDGE_UNCERTAIN_RESEND_AFTER_SECONDS: re-send an uncertain request when no Syskit Point event came within this many seconds (empty: off)')
 param bridgeUncertainResendAfterSeconds string = ''
 
+@description('BRIDGE_RECORD_RETENTION_DAYS: days a settled request keeps the people in its body (empty: 90)')
+param bridgeRecordRetentionDays string = ''
+
+@description('BRIDGE_OUTCOME_OVERDUE_SECONDS: a request with no outcome this long after submission is overdue (empty: 86400)')
+param bridgeOutcomeOverdueSeconds string = ''
+
 @description('BRIDGE_MAX_BODY_BYTES: largest request body accepted (empty: 262144)')
 param bridgeMaxBodyBytes string = ''
 
@@ -633,6 +639,8 @@ var bridgeSettings = union(secretNameSettings, {
   BRIDGE_QUEUE_GRACE_SECONDS: bridgeQueueGraceSeconds
   BRIDGE_DELIVERY_RETENTION_SECONDS: bridgeDeliveryRetentionSeconds
   BRIDGE_UNCERTAIN_RESEND_AFTER_SECONDS: bridgeUncertainResendAfterSeconds
+  BRIDGE_RECORD_RETENTION_DAYS: bridgeRecordRetentionDays
+  BRIDGE_OUTCOME_OVERDUE_SECONDS: bridgeOutcomeOverdueSeconds
   BRIDGE_MAX_BODY_BYTES: bridgeMaxBodyBytes
   BRIDGE_MAX_OWNERS: bridgeMaxOwners
   BRIDGE_MAX_MEMBERS: bridgeMaxMembers
@@ -696,6 +704,7 @@ module observability 'app/observability.bicep' = {
     tags: tags
     applicationInsightsId: monitoring.outputs.applicationInsightsId
     queueServiceId: storage.outputs.queueServiceId
+    functionAppId: functionApp.outputs.id
     actionGroupName: '${abbrs.insightsActionGroups}${resourceToken}'
     alertRuleName: '${abbrs.insightsScheduledQueryRules}attention-${resourceToken}'
     problemsAlertRuleName: '${abbrs.insightsScheduledQueryRules}problems-${resourceToken}'

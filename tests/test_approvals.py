@@ -7,6 +7,7 @@ import threading
 import pytest
 from conftest import fixture
 
+import deskbridge
 from devtools.stack import BRIDGE_APP_ID, POINT_API_APP_ID, SAMPLE_JIRA_FIELDS
 
 JIRA_FIELDS = SAMPLE_JIRA_FIELDS
@@ -243,7 +244,7 @@ def test_status_of_a_ticket_that_could_never_be_recorded_is_a_400_naming_it(brid
 
 def test_health_is_anonymous_and_reveals_nothing(bridge):
     status, body = bridge.http("health", method="GET")
-    assert (status, body) == (200, {"status": "ok"})
+    assert (status, body) == (200, {"status": "ok", "version": deskbridge.__version__})
 
 
 def test_missing_setting_is_503_naming_it(bridge, caplog):

@@ -332,6 +332,49 @@ def reconcile_run(cell: Cell) -> None:
     run_guarded(cell, lambda: functions()["reconcile"].get_user_function()(None))
 
 
+def operator_route(name: str) -> Callable[[Cell], None]:
+    """An operator route, called as Test/Run or curl calls it; an operator who gets no answer or a 5xx calls
+    it again (the recovery's retry command)."""
+
+    def run(cell: Cell) -> None:
+        bridge = cell.bridge
+
+        def call() -> Any:
+            status, answer = bridge.http(name, route_params={"source": "jira", "ticket": "APO-1"},
+                                         headers={"x-bridge-operator": "crash matrix"})
+            if status >= 500:
+                raise RuntimeError(f"{name} answered {status}: {answer['errors']}")
+            return status, answer
+
+        cell.retry_command = call
+        cell.answer = run_guarded(cell, call)
+
+    return run
+
+
+def settled_and_written_setup(cell: Cell) -> None:
+    """APO-1 completed, and its desk update written: nothing owed, settled."""
+    from crash_harness import run_due
+
+    jira_desk_setup(cell)
+    run_due(cell.bridge)
+    assert cell.bridge.record("jira", "APO-1").desk_owed == {}
+
+
+def retention_setup(cell: Cell) -> None:
+    """A settled record past BRIDGE_RECORD_RETENTION_DAYS (1 here): the sweep removes its people."""
+    bridge = cell.bridge
+    bridge.settings["BRIDGE_RECORD_RETENTION_DAYS"] = "1"
+    bridge.restart()
+    settled_and_written_setup(cell)
+    bridge.clock.advance(2 * 86400)
+
+
+def people_erased(cell: Cell) -> list[str]:
+    record = cell.bridge.record("jira", "APO-1")
+    return [] if record.erased_at and "@" not in record.body else [f"APO-1 still holds its people: {record.body}"]
+
+
 @dataclass(frozen=True)
 class Flow:
     name: str
@@ -368,6 +411,9 @@ FLOWS = [
     Flow("retry redelivered, claim pending", claimed_setup, queue_run("BRIDGE_RETRY_QUEUE", "retry"),
          "BRIDGE_RETRY_QUEUE"),
     Flow("replay of a stale pending", stale_replay_setup, replay_run),
+    Flow("operator route: replay", replay_setup, operator_route("admin_replay")),
+    Flow("operator route: erase", settled_and_written_setup, operator_route("admin_erase"), expect=people_erased),
+    Flow("reconciler: retention", retention_setup, reconcile_run, expect=people_erased),
 ]
 
 

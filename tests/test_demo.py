@@ -147,7 +147,7 @@ def http_samples():
         method, url = lines[0].split()
         blank = lines.index("") if "" in lines else len(lines)
         headers = dict(line.split(": ", 1) if ": " in line else (line.rstrip(":"), "") for line in lines[1:blank])
-        headers = {k: v.replace("{{functionKey}}", "") for k, v in headers.items()}
+        headers = {k: v.replace("{{functionKey}}", "").replace("{{masterKey}}", "") for k, v in headers.items()}
         body = "\n".join(lines[blank + 1:]).strip().encode("utf-8")
         samples.append((title.strip(), method, url.replace("{{host}}/api/", ""), headers, body))
     return samples
@@ -155,6 +155,13 @@ def http_samples():
 
 def send(bridge, method, target, headers, body):
     route, _, query = target.partition("?")
+    if route.startswith("operator/requests/"):
+        _, _, source, ticket, *action = route.split("/")
+        return bridge.http(f"admin_{action[0] if action else 'show'}", method=method, headers=headers,
+                           route_params={"source": source, "ticket": ticket})
+    if route == "operator/requests":
+        params = dict(part.split("=", 1) for part in query.split("&") if part)
+        return bridge.http("admin_list", method=method, headers=headers, params=params)
     if route.startswith("requests/"):
         _, source, ticket = route.split("/")
         return bridge.http("request_status", method="GET", route_params={"source": source, "ticket": ticket})
@@ -164,11 +171,14 @@ def send(bridge, method, target, headers, body):
 
 def test_every_test_http_sample_is_answered_as_described(bridge):
     samples = http_samples()
+    operator_routes = {"operator/requests/{source}/{ticket}" + (f"/{r.rsplit('/', 1)[1]}" if r.count("/") == 4 else "")
+                       for _, _, r, _, _ in samples if r.startswith("operator/requests/")}
     routes = {"requests/{source}/{ticket}" if route.startswith("requests/") else route.partition("?")[0]
-              for _, _, route, _, _ in samples}
+              for _, _, route, _, _ in samples if not route.startswith("operator/requests/")} | operator_routes
     registered = [json.loads(f.get_function_json())["bindings"][0] for f in functions().values()]
     assert routes == {"provision", "jira", "servicenow", "point/events", "requests/{source}/{ticket}", "health",
-                      "openapi.json"}
+                      "openapi.json", "operator/requests", "operator/requests/{source}/{ticket}",
+                      "operator/requests/{source}/{ticket}/replay", "operator/requests/{source}/{ticket}/erase"}
     assert routes == {b["route"] for b in registered if b["type"] == "httpTrigger"}  # a sample for every route
     expected = [200, 200, 201, 201, 201, 200, 400, 201, 200, 201, 201, 201, 422, 200, 400, 200, 200, 200, 200, 200]
     answers = [send(bridge, *sample[1:]) for sample in samples[: len(expected)]]
@@ -186,7 +196,7 @@ def test_every_test_http_sample_is_answered_as_described(bridge):
     assert [b["ticket"] for _, b in answers[2:5]] == [
         {"source": "jira", "id": "MKT-7"}, {"source": "servicenow", "id": "RITM0010460"},
         {"source": "portal", "id": "FAC-1001"}]
-    events = samples[len(expected):]
+    events = samples[len(expected):len(expected) + 3]
     assert [title.split(": ")[1].split()[0] for title, *_ in events] == [
         "ProvisioningStarted", "ProvisioningCompleted", "ProvisioningFailed"]
     # Sent by hand, unsigned, an event is refused...
@@ -200,3 +210,7 @@ def test_every_test_http_sample_is_answered_as_described(bridge):
     assert [(status, body["status"]) for status, body in answers] == [
         (200, "provisioning"), (200, "completed"), (202, "unmatched")]
     assert bridge.record("servicenow", "RITM0010452").status == "completed"
+    # The operator samples, last: list, show, a replay refused (completed), the erase.
+    operator = [send(bridge, *sample[1:]) for sample in samples[len(expected) + 3:]]
+    assert [status for status, _ in operator] == [200, 200, 409, 200], operator
+    assert operator[1][1]["history"][-1] == "event_completed>completed" and operator[3][1]["erased"][:1] == ["owners"]

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+import deskbridge
 from deskbridge import cli, doctor
 from devtools.stack import BRIDGE_APP_ID
 
@@ -33,7 +34,7 @@ def test_healthy_configuration_passes_every_check(bridge, run_cli):
     bridge.stack.point.webhooks["https://bridge.example/api/point/events?code=abc"] = ["*"]
     code, out, _ = run_cli("doctor", "--json")
     report = json.loads(out)
-    assert code == 0 and report["ok"] is True
+    assert code == 0 and report["ok"] is True and report["version"] == deskbridge.__version__
     found = {c["check"]: c["state"] for c in report["checks"]}
     for name in ("settings", "key vault", "other secrets", "token", "syskit point", "templates", "webhooks",
                  "storage"):
@@ -48,6 +49,7 @@ def test_human_output_names_the_failing_step_and_what_to_do(bridge, run_cli):
     code, out, _ = run_cli("doctor")
     assert code == 1
     lines = out.splitlines()
+    assert lines[0] == f"Point Desk Bridge {deskbridge.__version__}"
     [token_line] = [line for line in lines if line.startswith("FAIL") and " token " in line]
     assert "AADSTS7000222" in token_line and "expired" in token_line
     hint = lines[lines.index(token_line) + 1]

@@ -133,7 +133,7 @@ def test_signed_started_event_moves_the_request_to_provisioning(bridge):
     owed = bridge.record("jira", "APO-1").desk_owed
     assert list(owed) == ["provisioning"]  # owed in the same write that settled it
     assert queued(bridge) == [
-        {"source": "jira", "ticket": "APO-1", "update": "provisioning", "token": owed["provisioning"]["token"]}]
+        {"v": 2, "source": "jira", "ticket": "APO-1", "update": "provisioning", "token": owed["provisioning"]["token"]}]
 
 
 @pytest.mark.parametrize("tamper", [

@@ -129,7 +129,7 @@ def test_the_status_enum_is_every_status_the_code_can_answer():
     assert set(schemas["Status"]["enum"]) == {s.value for s in Status} | literal_statuses()
     assert set(schemas["LedgerStatus"]["enum"]) == {s.value for s in Status} - {Status.IGNORED.value}
     assert schemas["Health"]["properties"]["status"]["enum"] == ["ok"]
-    assert '{"status": "ok"}' in (ROOT / "deskbridge" / "handlers.py").read_text()
+    assert '{"status": "ok", "version": __version__}' in (ROOT / "deskbridge" / "handlers.py").read_text()
 
 
 def test_every_query_parameter_the_handlers_read_is_described():

@@ -49,7 +49,7 @@ def test_a_lost_retry_message_gets_a_new_one(bridge, caplog):
     assert record.status == "queued" and record.attempt_token != old_token
     assert record.history[-1] == "message_lost>queued"
     [message] = [json.loads(m) for m in bridge.messages("BRIDGE_RETRY_QUEUE")]  # due now
-    assert message == {"source": "jira", "ticket": "MKT-7", "token": record.attempt_token}
+    assert message == {"v": 2, "source": "jira", "ticket": "MKT-7", "token": record.attempt_token}
     run_due(bridge)
     assert bridge.record("jira", "MKT-7").status == "submitted"
     assert len(bridge.stack.point.provisioned) == 1

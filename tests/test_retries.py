@@ -73,7 +73,7 @@ def test_delays_requested_from_the_queue_follow_the_configured_schedule(bridge):
     bridge.handle("BRIDGE_RETRY_QUEUE", "retry", second)  # attempt 3: 503, and the schedule is over
     assert waited_first > 0.5 and waited_second > 1.5, (waited_first, waited_second)
     assert bridge.queue_count(bridge.settings["BRIDGE_RETRY_QUEUE"]) == 0
-    assert json.loads(first.content) == {"source": "jira", "ticket": "MKT-7", "token": token}
+    assert json.loads(first.content) == {"v": 2, "source": "jira", "ticket": "MKT-7", "token": token}
     assert json.loads(second.content)["token"] != token  # each message its own attempt token: the chain's current one
     assert bridge.record("jira", "MKT-7").status == "failed"
 
@@ -213,7 +213,8 @@ def test_last_attempt_fails_the_request_and_poisons_its_message(bridge, caplog):
     assert "503" in record.last_error
     assert len(bridge.stack.point.provision_calls()) == 3
     poison = bridge.messages("BRIDGE_RETRY_POISON_QUEUE")
-    assert [json.loads(m) for m in poison] == [{"source": "jira", "ticket": "MKT-7", "token": record.attempt_token}]
+    expected = {"v": 2, "source": "jira", "ticket": "MKT-7", "token": record.attempt_token}
+    assert [json.loads(m) for m in poison] == [expected]
     assert bridge.drain("BRIDGE_RETRY_POISON_QUEUE", "retry_poisoned") == 1
     status, body = bridge.status("jira", "MKT-7")
     assert (body["status"], body["attempts"], body["nextAttemptAt"]) == ("failed", 3, None)
@@ -301,7 +302,7 @@ def test_retry_message_carries_only_the_ledger_key_and_the_attempt_token(bridge)
     message, _ = bridge.next_due("BRIDGE_RETRY_QUEUE")
     token = bridge.record("jira", "MKT-7").attempt_token
     assert len(token) == 12
-    assert json.loads(message.content) == {"source": "jira", "ticket": "MKT-7", "token": token}
+    assert json.loads(message.content) == {"v": 2, "source": "jira", "ticket": "MKT-7", "token": token}
 
 
 # -- operator replay ---------------------------------------------------------------

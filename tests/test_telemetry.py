@@ -18,6 +18,7 @@ import pytest
 from conftest import fixture, functions
 from kql_subset import run
 
+import deskbridge
 from deskbridge.retries import QueueKey
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,9 +112,9 @@ def test_a_line_with_a_traceback_after_its_dimensions_still_parses(bridge, caplo
     [row] = [row for row in traces(caplog) if '"bridge_event":"error"' in row["message"]]
     first_line, _, rest = row["message"].partition("\n")
     assert rest.startswith("Traceback (most recent call last):")
-    assert first_line.endswith('{"bridge_event":"error"}')
+    assert first_line.endswith(f'{{"bridge_event":"error","version":"{deskbridge.__version__}"}}')
     [pattern] = kql_patterns()
-    assert dimensions(row["message"], pattern) == {"bridge_event": "error"}
+    assert dimensions(row["message"], pattern) == {"bridge_event": "error", "version": deskbridge.__version__}
     assert re.search(r'(\{"bridge_event".*\})\s*$', row["message"]) is None  # what the old pattern missed
 
 
@@ -177,8 +178,10 @@ def test_a_poisoned_desk_update_carries_its_source_and_ticket(bridge, caplog):
         "ticket": "RITM0010001",
         "outcome": "desk_update_failed",
         "update": "completed",
+        "version": deskbridge.__version__,
     }
-    assert poisoned[1] == {"bridge_event": "poisoned", "outcome": "desk_update_failed"}  # still logged
+    assert poisoned[1] == {"bridge_event": "poisoned", "outcome": "desk_update_failed",
+                           "version": deskbridge.__version__}  # still logged
     rows = run(alert_queries()["requestsQuery"], {"traces": traces(caplog)})
     assert ("servicenow", "RITM0010001") in {(row["source"], row["ticket"]) for row in rows}
 

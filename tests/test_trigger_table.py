@@ -28,7 +28,15 @@ def test_only_health_is_anonymous():
               if spec["bindings"][0]["type"] == "httpTrigger"}
     assert levels == {"health": "ANONYMOUS", "jira": "FUNCTION", "point_events": "FUNCTION",
                       "openapi": "FUNCTION", "provision": "FUNCTION", "request_status": "FUNCTION",
-                      "servicenow": "FUNCTION"}
+                      "servicenow": "FUNCTION", "admin_list": "ADMIN", "admin_show": "ADMIN",
+                      "admin_replay": "ADMIN", "admin_erase": "ADMIN"}
+
+
+def test_no_route_is_one_the_host_keeps_for_itself():
+    """The Functions host refuses to register a route under admin/ (its own API) or runtime/ (its webhooks)."""
+    bindings = [spec["bindings"][0] for spec in current().values()]
+    routes = [binding["route"] for binding in bindings if binding["type"] == "httpTrigger"]
+    assert routes and [r for r in routes if r.split("/")[0].lower().startswith(("admin", "runtime"))] == []
 
 
 def test_importing_the_app_needs_no_settings():
@@ -39,4 +47,4 @@ def test_importing_the_app_needs_no_settings():
     result = subprocess.run([sys.executable, "-c", "import function_app; print(len(function_app.app.get_functions()))"],
                             cwd=Path(__file__).parent.parent, env=clean, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "13"
+    assert result.stdout.strip() == "17"

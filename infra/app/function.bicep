@@ -143,5 +143,6 @@ resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2
 }
 
 output name string = functionApp.name
+output id string = functionApp.id
 output defaultHostName string = functionApp.properties.defaultHostName
 output uri string = 'https://${functionApp.properties.defaultHostName}'

@@ -11,6 +11,8 @@ param problemsAlertRuleName string
 @description('where alerts go; empty: the action group has no receivers')
 param alertEmail string = ''
 param workbookDisplayName string = 'Point Desk Bridge'
+@description('the function app: the workbook links its operator functions (admin_list, admin_replay, ...)')
+param functionAppId string = ''
 
 // The two filters the alert rules run, and the workbook's two tables with
 // them. Each structured line ends its first line with the JSON dimensions
@@ -49,7 +51,7 @@ resource workbook 'Microsoft.Insights/workbooks@2023-06-01' = {
     displayName: workbookDisplayName
     category: 'workbook'
     sourceId: applicationInsightsId
-    serializedData: replace(replace(loadTextContent('workbook.json'), '__APP_INSIGHTS_ID__', applicationInsightsId), '__QUEUE_SERVICE_ID__', queueServiceId)
+    serializedData: replace(replace(replace(loadTextContent('workbook.json'), '__APP_INSIGHTS_ID__', applicationInsightsId), '__QUEUE_SERVICE_ID__', queueServiceId), '__FUNCTION_APP_ID__', functionAppId)
   }
 }
 
