@@ -273,6 +273,8 @@ def _setting_problems(runtime: Runtime, route: str) -> list[ConfigurationError]:
     also = [lambda: check_storage(s), lambda: s.ledger_table]
     if route == "jira":
         also.append(lambda: s.jira_post_function_match)
+    if route == "provision":
+        also.append(lambda: s.callback_policy)
     return check_all(s, ("limits", *attempt.setting_groups(s)), also)
 
 
@@ -405,7 +407,7 @@ def _generic_approval(s: Settings, payload: Any, headers: Mapping[str, str], pre
     from deskbridge.desks.generic import parse
 
     key = next((v for k, v in headers.items() if k.lower() == "idempotency-key"), None)
-    return parse(payload, key)
+    return parse(payload, key, s.callback_policy)
 
 
 # The payload parser of each approval route (deskbridge.desks), with the settings that name its fields.
