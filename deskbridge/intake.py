@@ -421,7 +421,14 @@ PARSERS: dict[str, Callable[[Settings, Any, Mapping[str, str], bool], Approval |
 def _approval(
     runtime: Runtime, route: str, payload: Any, headers: Mapping[str, str], *, preflight: bool = False
 ) -> Approval | Ignored:
-    return PARSERS[route](runtime.settings, payload, headers, preflight)
+    s = runtime.settings
+    # The desk's own URL, when set, must be https (the write-back sends its credentials there): a 503 now, not a
+    # write-back that fails later.
+    if route == "jira" and s.raw("JIRA_URL"):
+        s.jira_url  # noqa: B018 - read to check
+    if route == "servicenow" and s.raw("SERVICENOW_URL"):
+        s.servicenow_url  # noqa: B018 - read to check
+    return PARSERS[route](s, payload, headers, preflight)
 
 
 def _resolve_emails(runtime: Runtime, approval: Approval) -> list[InvalidRequest]:
