@@ -19,7 +19,6 @@ than 4 times its 16 KB figure (quadratic work multiplies it by 16).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -242,15 +241,16 @@ CASES: dict[str, tuple[str, Callable[[int], Callable[[], object]]]] = {
 
 
 def measure(run: Callable[[], object]) -> float:
-    """Seconds of one call: the median of up to 5 runs, fewer when one run is slow."""
+    """Seconds of one call: the fastest of up to 9 runs (the least disturbed by other work on the machine),
+    fewer when one run is slow."""
     times: list[float] = []
-    while len(times) < 5:
+    while len(times) < 9:
         started = time.perf_counter()
         run()
         times.append(time.perf_counter() - started)
-        if times[-1] > REPEAT_UNDER_SECONDS:
+        if times[-1] > REPEAT_UNDER_SECONDS or sum(times) > 3 * REPEAT_UNDER_SECONDS:
             break
-    return statistics.median(times)
+    return min(times)
 
 
 def main(argv: list[str] | None = None) -> int:
