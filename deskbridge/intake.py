@@ -274,7 +274,7 @@ def _setting_problems(runtime: Runtime, route: str) -> list[ConfigurationError]:
     if route == "jira":
         also.append(lambda: s.jira_post_function_match)
     if route == "provision":
-        also.append(lambda: s.callback_policy)
+        also += [lambda: s.callback_policy, lambda: s.callback_signing_secret_names]
     return check_all(s, ("limits", *attempt.setting_groups(s)), also)
 
 
@@ -407,6 +407,7 @@ def _generic_approval(s: Settings, payload: Any, headers: Mapping[str, str], pre
     from deskbridge.desks.generic import parse
 
     key = next((v for k, v in headers.items() if k.lower() == "idempotency-key"), None)
+    s.callback_signing_secret_names  # noqa: B018 - a malformed setting is a 503 now, not a callback failing later
     return parse(payload, key, s.callback_policy)
 
 

@@ -227,6 +227,14 @@ def test_a_malformed_allow_list_is_a_503_naming_it(bridge, value):
         assert value not in str(answer)  # named, never shown
 
 
+def test_a_callback_signing_setting_that_names_nothing_is_a_503(bridge):
+    bridge.configure(BRIDGE_CALLBACK_SIGNING_SECRET_NAME=" , ")
+    status, answer = provision(bridge, "CFG-2", "https://hooks.contoso.com/x")
+    assert status == 503 and [e["field"] for e in answer["errors"]] == ["BRIDGE_CALLBACK_SIGNING_SECRET_NAME"]
+    status, answer = bridge.http("provision", APOLLO, params={"validate": "true"})
+    assert status == 503 and [e["field"] for e in answer["errors"]] == ["BRIDGE_CALLBACK_SIGNING_SECRET_NAME"]
+
+
 # -- at send time ------------------------------------------------------------------------------
 
 
