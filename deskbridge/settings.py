@@ -42,7 +42,7 @@ def _spec(name: str, default: str | None, doc: str, required: bool = False) -> S
 # Bicep app settings are checked against it by tests/test_settings_docs.py.
 SETTINGS: tuple[SettingSpec, ...] = (
     # Syskit Point and its Entra ID app
-    _spec("POINT_URL", None, "Syskit Point base URL, e.g. https://contoso.point.syskit.com", True),
+    _spec("POINT_URL", None, "Syskit Point base URL, e.g. https://contoso.point.syskit.com (https; http:// only to loopback, local runs)", True),
     _spec("POINT_TENANT_ID", None, "Directory (tenant) ID of the integration app", True),
     _spec(
         "POINT_API_APP_ID",
@@ -170,7 +170,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     _spec("JIRA_FIELD_WORKSPACE_TYPE", "", "select or text field naming the workspace type"),
     _spec("JIRA_FIELD_PRIVACY", "", "select, checkbox or text field: private or public"),
     _spec("JIRA_FIELD_TEMPLATE", "", "select, number or text field holding the template id"),
-    _spec("JIRA_URL", "", "Jira site, e.g. https://contoso.atlassian.net; enables e-mail lookup and write-back"),
+    _spec("JIRA_URL", "", "Jira site, e.g. https://contoso.atlassian.net (https; http:// only to loopback); enables e-mail lookup and write-back"),
     _spec("JIRA_EMAIL", "", "account whose API token the bridge uses"),
     _spec("JIRA_API_TOKEN_SECRET_NAME", "", "Key Vault secret holding that account's API token"),
     _spec(
@@ -191,7 +191,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "doctor checks only the token",
     ),
     # ServiceNow
-    _spec("SERVICENOW_URL", "", "instance, e.g. https://contoso.service-now.com; enables write-back"),
+    _spec("SERVICENOW_URL", "", "instance, e.g. https://contoso.service-now.com (https; http:// only to loopback); enables write-back"),
     _spec("SERVICENOW_USERNAME", "", "integration user for write-back (basic auth)"),
     _spec("SERVICENOW_PASSWORD_SECRET_NAME", "", "Key Vault secret holding that user's password"),
     _spec("SERVICENOW_TOKEN_SECRET_NAME", "", "Key Vault secret holding an OAuth bearer token (instead of basic auth)"),
@@ -252,7 +252,7 @@ def _service_url(setting: str, value: str) -> str:
         return url
     if lowered.startswith("http://") and _loopback_host(url[len("http://"):]):
         return url
-    raise ConfigurationError(setting, "must be an https:// URL (http:// only to a loopback host, for local runs)")
+    raise ConfigurationError(setting, "must be an https:// URL")  # http:// to loopback is for local runs only
 
 
 def _loopback_host(rest: str) -> bool:
