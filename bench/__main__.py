@@ -1,8 +1,9 @@
 """Run the benchmarks, each in its own process; each prints one JSON line of figures.
 
-    bench/run                  # warm, burst, cold
+    bench/run                  # warm, burst, cold, readers
     bench/run warm cold        # some of them
     bench/run warm --approvals 300
+    bench/run readers          # every reader of caller input on pathological bodies of 16, 64 and 256 KB
     bench/run sweep            # the reconciler over 100,000 ledger records (about 2 minutes, not in the default run)
 
 The exit status is 1 when any benchmark misses a goal (its ``goals`` say which).
@@ -15,8 +16,8 @@ import sys
 
 from bench.harness import ROOT
 
-BENCHMARKS = ("warm", "burst", "cold", "sweep")
-DEFAULT = ("warm", "burst", "cold")
+BENCHMARKS = ("warm", "burst", "cold", "readers", "sweep")
+DEFAULT = ("warm", "burst", "cold", "readers")
 
 
 def main(argv: list[str]) -> int:

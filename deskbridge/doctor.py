@@ -91,6 +91,7 @@ OTHER_SECRET_SETTINGS = (
     "SERVICENOW_TOKEN_SECRET_NAME",
     "SERVICENOW_SIGNING_SECRET_NAME",
     "PROVISION_SIGNING_SECRET_NAME",
+    "BRIDGE_CALLBACK_SIGNING_SECRET_NAME",
 )
 
 
@@ -118,6 +119,27 @@ def check_other_secrets(ctx: Context) -> Result:
     if first is not None:
         return Result.fail("; ".join(failures), secret_hint(first[1], first[0], s.key_vault_url))
     return Result.ok("read " + ", ".join(repr(name) for _, name in named))
+
+
+@check("callbacks", requires=("settings",))
+def check_callbacks(ctx: Context) -> Result:
+    """Where outcome callbacks may go and how they are signed (docs/security.md, outcome callbacks)."""
+    s = ctx.settings
+    policy = s.callback_policy
+    where = f"to {', '.join(policy.hosts)} only" if policy.hosts else "to public hosts"
+    if policy.allow_loopback:
+        where += " and loopback (BRIDGE_CALLBACK_ALLOW_LOOPBACK)"
+    if policy.allow_loopback and s.environ("WEBSITE_SITE_NAME"):
+        return Result.warn(f"callbacks may go {where} in Azure",
+                           "BRIDGE_CALLBACK_ALLOW_LOOPBACK is for local runs: leave it empty in Azure")
+    if not s.callback_signing_secret_names and s.signing_secret_names("provision"):
+        return Result.warn(
+            f"callbacks go {where}, unsigned: /api/provision callers are signed, their callbacks are not",
+            "put a whsec_ secret of its own in Key Vault and name it in BRIDGE_CALLBACK_SIGNING_SECRET_NAME "
+            "(never the inbound PROVISION_SIGNING_SECRET_NAME's); receivers verify with it",
+        )
+    signed = "signed" if s.callback_signing_secret_names else "unsigned (BRIDGE_CALLBACK_SIGNING_SECRET_NAME is empty)"
+    return Result.ok(f"callbacks go {where}, {signed}")
 
 
 @check("secret expiry", requires=("settings",))

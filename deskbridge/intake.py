@@ -273,6 +273,8 @@ def _setting_problems(runtime: Runtime, route: str) -> list[ConfigurationError]:
     also = [lambda: check_storage(s), lambda: s.ledger_table]
     if route == "jira":
         also.append(lambda: s.jira_post_function_match)
+    if route == "provision":
+        also += [lambda: s.callback_policy, lambda: s.callback_signing_secret_names]
     return check_all(s, ("limits", *attempt.setting_groups(s)), also)
 
 
@@ -405,7 +407,8 @@ def _generic_approval(s: Settings, payload: Any, headers: Mapping[str, str], pre
     from deskbridge.desks.generic import parse
 
     key = next((v for k, v in headers.items() if k.lower() == "idempotency-key"), None)
-    return parse(payload, key)
+    s.callback_signing_secret_names  # noqa: B018 - a malformed setting is a 503 now, not a callback failing later
+    return parse(payload, key, s.callback_policy)
 
 
 # The payload parser of each approval route (deskbridge.desks), with the settings that name its fields.
@@ -419,7 +422,14 @@ PARSERS: dict[str, Callable[[Settings, Any, Mapping[str, str], bool], Approval |
 def _approval(
     runtime: Runtime, route: str, payload: Any, headers: Mapping[str, str], *, preflight: bool = False
 ) -> Approval | Ignored:
-    return PARSERS[route](runtime.settings, payload, headers, preflight)
+    s = runtime.settings
+    # The desk's own URL, when set, must be https (the write-back sends its credentials there): a 503 now, not a
+    # write-back that fails later.
+    if route == "jira" and s.raw("JIRA_URL"):
+        s.jira_url  # noqa: B018 - read to check
+    if route == "servicenow" and s.raw("SERVICENOW_URL"):
+        s.servicenow_url  # noqa: B018 - read to check
+    return PARSERS[route](s, payload, headers, preflight)
 
 
 def _resolve_emails(runtime: Runtime, approval: Approval) -> list[InvalidRequest]:

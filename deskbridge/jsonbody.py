@@ -31,7 +31,12 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 UNICODE_SPACES = "\x0b\x0c\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 _UNICODE_SPACE = re.compile(f"[{UNICODE_SPACES}]")
 # A JSON string, or one Unicode space outside strings (strings are matched whole, so never split).
-_STRING_OR_SPACE = re.compile(rf'"(?:[^"\\]|\\.)*"|[{UNICODE_SPACES}]')
+# Linear time: a quote always starts a match that runs to the string's closing quote or, for a string
+# that never ends, to the end of the text (a lone backslash there included), and the quantifiers are
+# possessive. So no character is scanned twice: a string that failed to match at one quote can not be
+# tried again from every quote inside it (the quadratic case of issue 21: an unterminated string of
+# escaped quotes). Inside an unterminated string nothing is replaced; json.loads refuses it anyway.
+_STRING_OR_SPACE = re.compile(rf'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)|[{UNICODE_SPACES}]', re.DOTALL)
 _SURROGATE_PROBLEM = "holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape), which is not Unicode text"
 
 

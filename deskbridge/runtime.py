@@ -327,7 +327,7 @@ class Runtime:
         if not s.jira_configured:
             return None
         token = self.secrets.value(s.require("JIRA_API_TOKEN_SECRET_NAME"))
-        return JiraClient(s.require("JIRA_URL"), s.require("JIRA_EMAIL"), token)
+        return JiraClient(s.jira_url, s.require("JIRA_EMAIL"), token)
 
     @lazy
     def servicenow(self) -> ServiceNowClient | None:
@@ -339,18 +339,19 @@ class Runtime:
             return None
         token_name = s.raw("SERVICENOW_TOKEN_SECRET_NAME")
         if token_name:
-            return ServiceNowClient(s.require("SERVICENOW_URL"), token=self.secrets.value(token_name))
+            return ServiceNowClient(s.servicenow_url, token=self.secrets.value(token_name))
         password = self.secrets.value(s.require("SERVICENOW_PASSWORD_SECRET_NAME"))
         return ServiceNowClient(
-            s.require("SERVICENOW_URL"), username=s.require("SERVICENOW_USERNAME"), password=password
+            s.servicenow_url, username=s.require("SERVICENOW_USERNAME"), password=password
         )
 
     @lazy
     def callbacks(self) -> CallbackClient:
-        """Where /api/provision callers hear the outcome (their ticket.callbackUrl)."""
+        """Where /api/provision callers hear the outcome (their ticket.callbackUrl): public hosts only, resolved
+        once and connected to as checked (BRIDGE_CALLBACK_HOSTS, BRIDGE_CALLBACK_ALLOW_LOOPBACK)."""
         from deskbridge.desks.callback import CallbackClient
 
-        return CallbackClient()
+        return CallbackClient(self.settings.callback_policy)
 
 
 _current: Runtime | None = None

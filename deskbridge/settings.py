@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
+from deskbridge.callback_url import CallbackPolicy, valid_host_pattern
+
 
 class ConfigurationError(Exception):
     """A setting the current operation needs is missing or malformed."""
@@ -40,7 +42,7 @@ def _spec(name: str, default: str | None, doc: str, required: bool = False) -> S
 # Bicep app settings are checked against it by tests/test_settings_docs.py.
 SETTINGS: tuple[SettingSpec, ...] = (
     # Syskit Point and its Entra ID app
-    _spec("POINT_URL", None, "Syskit Point base URL, e.g. https://contoso.point.syskit.com", True),
+    _spec("POINT_URL", None, "Syskit Point base URL, e.g. https://contoso.point.syskit.com (https; http:// only to loopback, local runs)", True),
     _spec("POINT_TENANT_ID", None, "Directory (tenant) ID of the integration app", True),
     _spec(
         "POINT_API_APP_ID",
@@ -139,6 +141,23 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "Key Vault secret(s) (whsec_...) for Standard Webhooks signatures on /api/provision",
     ),
     _spec("PROVISION_REQUIRE_SIGNATURE", "", "true or false; default: true when a signing secret is configured"),
+    # Outcome callbacks (ticket.callbackUrl of /api/provision callers)
+    _spec(
+        "BRIDGE_CALLBACK_SIGNING_SECRET_NAME",
+        "",
+        "Key Vault secret(s) (whsec_...) signing outcome callbacks (Standard Webhooks), never an inbound secret; "
+        "two comma-separated names during rotation; empty: callbacks are sent unsigned",
+    ),
+    _spec(
+        "BRIDGE_CALLBACK_HOSTS",
+        "",
+        "callback hosts allowed, comma-separated: exact names and *.suffix; empty: any public host",
+    ),
+    _spec(
+        "BRIDGE_CALLBACK_ALLOW_LOOPBACK",
+        "false",
+        "true lets callbacks go to loopback (127.0.0.0/8, ::1, localhost): local runs only, never in Azure",
+    ),
     # Jira
     _spec("JIRA_APPROVED_STATUS", "Approved", "status name that means approved"),
     _spec(
@@ -154,7 +173,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     _spec("JIRA_FIELD_WORKSPACE_TYPE", "", "select or text field naming the workspace type"),
     _spec("JIRA_FIELD_PRIVACY", "", "select, checkbox or text field: private or public"),
     _spec("JIRA_FIELD_TEMPLATE", "", "select, number or text field holding the template id"),
-    _spec("JIRA_URL", "", "Jira site, e.g. https://contoso.atlassian.net; enables e-mail lookup and write-back"),
+    _spec("JIRA_URL", "", "Jira site, e.g. https://contoso.atlassian.net (https; http:// only to loopback); enables e-mail lookup and write-back"),
     _spec("JIRA_EMAIL", "", "account whose API token the bridge uses"),
     _spec("JIRA_API_TOKEN_SECRET_NAME", "", "Key Vault secret holding that account's API token"),
     _spec(
@@ -175,7 +194,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "doctor checks only the token",
     ),
     # ServiceNow
-    _spec("SERVICENOW_URL", "", "instance, e.g. https://contoso.service-now.com; enables write-back"),
+    _spec("SERVICENOW_URL", "", "instance, e.g. https://contoso.service-now.com (https; http:// only to loopback); enables write-back"),
     _spec("SERVICENOW_USERNAME", "", "integration user for write-back (basic auth)"),
     _spec("SERVICENOW_PASSWORD_SECRET_NAME", "", "Key Vault secret holding that user's password"),
     _spec("SERVICENOW_TOKEN_SECRET_NAME", "", "Key Vault secret holding an OAuth bearer token (instead of basic auth)"),
@@ -226,6 +245,33 @@ _SIGNATURE_SETTINGS = {
 
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _service_url(setting: str, value: str) -> str:
+    """A remote service's base URL: https://, or http:// to a loopback host (local runs against stand-ins)."""
+    url = value.rstrip("/")
+    lowered = url.lower()
+    if lowered.startswith("https://") and len(url) > len("https://"):
+        return url
+    if lowered.startswith("http://") and _loopback_host(url[len("http://"):]):
+        return url
+    raise ConfigurationError(setting, "must be an https:// URL")  # http:// to loopback is for local runs only
+
+
+def _loopback_host(rest: str) -> bool:
+    import ipaddress
+
+    authority = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    if "@" in authority:
+        return False
+    host = authority[1:].partition("]")[0] if authority.startswith("[") else authority.rpartition(":")[0] or authority
+    host = host.lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings:
@@ -289,10 +335,7 @@ class Settings:
     # -- Syskit Point -------------------------------------------------------
     @cached_property
     def point_url(self) -> str:
-        url = self.require("POINT_URL").rstrip("/")
-        if not url.startswith(("https://", "http://")):
-            raise ConfigurationError("POINT_URL", "must be an https:// URL")
-        return url
+        return _service_url("POINT_URL", self.require("POINT_URL"))
 
     @property
     def point_tenant_id(self) -> str:
@@ -492,6 +535,29 @@ class Settings:
             raise ConfigurationError(secret_setting, f"is not set, but {required_setting} is true")
         return required
 
+    # -- outcome callbacks ----------------------------------------------------
+    @cached_property
+    def callback_signing_secret_names(self) -> tuple[str, ...]:
+        """The secrets that sign outcome callbacks; empty: callbacks go unsigned (never an inbound secret)."""
+        return self._names("BRIDGE_CALLBACK_SIGNING_SECRET_NAME")
+
+    @cached_property
+    def callback_policy(self) -> CallbackPolicy:
+        hosts = tuple(entry.lower().removesuffix(".") for entry in self._names("BRIDGE_CALLBACK_HOSTS"))
+        if not all(valid_host_pattern(entry) for entry in hosts):
+            raise ConfigurationError(
+                "BRIDGE_CALLBACK_HOSTS", "must be host names or *.suffix entries (e.g. hooks.contoso.com,*.contoso.com)"
+            )
+        return CallbackPolicy(hosts=hosts, allow_loopback=self._flag("BRIDGE_CALLBACK_ALLOW_LOOPBACK", default=False))
+
+    def _names(self, name: str) -> tuple[str, ...]:
+        """A comma-separated list that may be empty, but not set to something that names nothing (",")."""
+        value = self.raw(name)
+        names = _csv(value)
+        if value and not names:
+            raise ConfigurationError(name, "is set but names nothing")
+        return names
+
     # -- Jira ---------------------------------------------------------------
     @property
     def jira_approved_status(self) -> str:
@@ -513,6 +579,10 @@ class Settings:
             raise ConfigurationError("JIRA_PROJECT_KEY", "must be a Jira project key such as HR")
         return value
 
+    @cached_property
+    def jira_url(self) -> str:
+        return _service_url("JIRA_URL", self.require("JIRA_URL"))
+
     @property
     def jira_configured(self) -> bool:
         return bool(self.raw("JIRA_URL") and self.raw("JIRA_EMAIL") and self.raw("JIRA_API_TOKEN_SECRET_NAME"))
@@ -522,6 +592,10 @@ class Settings:
         return self._flag("JIRA_INTERNAL_NOTE", default=True)
 
     # -- ServiceNow ---------------------------------------------------------
+    @cached_property
+    def servicenow_url(self) -> str:
+        return _service_url("SERVICENOW_URL", self.require("SERVICENOW_URL"))
+
     @property
     def servicenow_configured(self) -> bool:
         has_auth = (self.raw("SERVICENOW_USERNAME") and self.raw("SERVICENOW_PASSWORD_SECRET_NAME")) or self.raw(
@@ -619,8 +693,14 @@ SETTING_GROUPS: dict[str, Callable[[Settings], tuple[Callable[[], object], ...]]
         lambda: s.signature_required("provision"),
         lambda: s.jira_internal_note,
         lambda: s.jira_post_function_match,
+        lambda: s.callback_policy,
+        lambda: s.callback_signing_secret_names,
     ),
-    "desks": lambda s: (lambda: s.jira_project_key,),
+    "desks": lambda s: (
+        lambda: s.jira_project_key,
+        *((lambda: s.jira_url,) if s.raw("JIRA_URL") else ()),
+        *((lambda: s.servicenow_url,) if s.raw("SERVICENOW_URL") else ()),
+    ),
 }
 
 

@@ -300,7 +300,10 @@ def callback_id(record: LedgerRecord, update: str) -> str:
 
 
 def send_callback(runtime: Runtime, record: LedgerRecord, update: str, text: str) -> None:
-    """POST the outcome to the caller's ticket.callbackUrl, signed with Standard Webhooks when a secret is set."""
+    """POST the outcome to the caller's ticket.callbackUrl, signed with Standard Webhooks by the callback secret(s)
+    (BRIDGE_CALLBACK_SIGNING_SECRET_NAME), never by an inbound route's secret: a captured callback must not
+    verify as a call to /api/provision. Unset: the callback is sent unsigned (the receiver can still drop copies
+    by webhook-id); doctor says so when /api/provision itself is signed."""
     payload = {
         "type": "provisioning." + ("started" if update == Status.PROVISIONING else str(update)),
         "ticket": {"source": record.source, "id": record.ticket},
@@ -317,7 +320,7 @@ def send_callback(runtime: Runtime, record: LedgerRecord, update: str, text: str
     data = json.dumps(payload, separators=(",", ":")).encode("utf-8")
     message_id = callback_id(record, update)
     headers = {"Content-Type": "application/json", "webhook-id": message_id}
-    names = runtime.settings.signing_secret_names("provision")
+    names = runtime.settings.callback_signing_secret_names
     if names:  # signed with every active secret
         moment = int(runtime.clock.now().timestamp())
         headers |= sign_standard_webhook(data, runtime.secrets.values(names), message_id, moment)

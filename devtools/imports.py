@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
     "deskbridge": PURE,
     "deskbridge.model": PURE,
     "deskbridge.jsonbody": PURE,
+    "deskbridge.callback_url": PURE,
     "deskbridge.auth": PURE,
     "deskbridge.settings": PURE,
     "deskbridge.lifecycle": PURE,

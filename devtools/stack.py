@@ -149,6 +149,8 @@ class LocalStack:
             "SERVICENOW_URL": self.servicenow.url,
             "SERVICENOW_USERNAME": self.servicenow.username,
             "SERVICENOW_PASSWORD_SECRET_NAME": "servicenow-password",
+            # The callback receiver listens on 127.0.0.1: a local run allows loopback callbacks, Azure never.
+            "BRIDGE_CALLBACK_ALLOW_LOOPBACK": "true",
         }
         if self.azurite:
             values["AzureWebJobsStorage"] = self.azurite.connection_string

@@ -221,6 +221,9 @@ param servicenowSigningSecretName string = ''
 @description('PROVISION_SIGNING_SECRET_NAME; empty: provision-signing-secret when provisionSigningSecret is given, else off')
 param provisionSigningSecretName string = ''
 
+@description('BRIDGE_CALLBACK_SIGNING_SECRET_NAME: Key Vault secret(s) (whsec_...) signing outcome callbacks, never an inbound secret (empty: callbacks unsigned)')
+param bridgeCallbackSigningSecretName string = ''
+
 // ------------------------------------------------------- bridge settings
 // One parameter per setting in deskbridge/settings.py (SETTINGS). An empty
 // value means the bridge's own default.
@@ -317,6 +320,12 @@ param bridgeMaxOwners string = ''
 
 @description('BRIDGE_MAX_MEMBERS: most members one request may name (empty: 1000)')
 param bridgeMaxMembers string = ''
+
+@description('BRIDGE_CALLBACK_HOSTS: callback hosts allowed, comma-separated exact names and *.suffix (empty: any public host)')
+param bridgeCallbackHosts string = ''
+
+@description('BRIDGE_CALLBACK_ALLOW_LOOPBACK: true lets callbacks reach loopback; local runs only, leave empty in Azure (empty: false)')
+param bridgeCallbackAllowLoopback string = ''
 
 @description('PROVISION_REQUIRE_SIGNATURE: true or false; default: true when a signing secret is configured')
 param provisionRequireSignature string = ''
@@ -436,6 +445,8 @@ var servicenowSigningSecretNameList = [for name in split(servicenowSigningSecret
 var servicenowSigningSecretNames = empty(trim(servicenowSigningSecretName)) ? (empty(servicenowSigningSecret) ? [] : ['servicenow-signing-secret']) : servicenowSigningSecretNameList
 var provisionSigningSecretNameList = [for name in split(provisionSigningSecretName, ','): trim(name)]
 var provisionSigningSecretNames = empty(trim(provisionSigningSecretName)) ? (empty(provisionSigningSecret) ? [] : ['provision-signing-secret']) : provisionSigningSecretNameList
+var callbackSigningSecretNameList = [for name in split(bridgeCallbackSigningSecretName, ','): trim(name)]
+var callbackSigningSecretNames = empty(trim(bridgeCallbackSigningSecretName)) ? [] : callbackSigningSecretNameList
 
 // Only the setting of a feature that is on is set.
 var secretNameSettings = union(
@@ -446,7 +457,8 @@ var secretNameSettings = union(
   empty(servicenowPasswordNames) ? {} : { SERVICENOW_PASSWORD_SECRET_NAME: join(servicenowPasswordNames, ',') },
   empty(servicenowTokenNames) ? {} : { SERVICENOW_TOKEN_SECRET_NAME: join(servicenowTokenNames, ',') },
   empty(servicenowSigningSecretNames) ? {} : { SERVICENOW_SIGNING_SECRET_NAME: join(servicenowSigningSecretNames, ',') },
-  empty(provisionSigningSecretNames) ? {} : { PROVISION_SIGNING_SECRET_NAME: join(provisionSigningSecretNames, ',') }
+  empty(provisionSigningSecretNames) ? {} : { PROVISION_SIGNING_SECRET_NAME: join(provisionSigningSecretNames, ',') },
+  empty(callbackSigningSecretNames) ? {} : { BRIDGE_CALLBACK_SIGNING_SECRET_NAME: join(callbackSigningSecretNames, ',') }
 )
 
 // Key Vault allows 1 to 127 letters, digits and hyphens in a secret name.
@@ -461,6 +473,7 @@ var secretNameList = flatten([
   servicenowTokenNames
   servicenowSigningSecretNames
   provisionSigningSecretNames
+  callbackSigningSecretNames
 ])
 var invalidSecretNames = filter(secretNameList, name => length(name) < 1 || length(name) > 127 || uriComponent(name) != name || contains(name, '_') || contains(name, '.') || contains(name, '~') || contains(name, '!') || contains(name, '*') || contains(name, '\'') || contains(name, '(') || contains(name, ')'))
 
@@ -644,6 +657,8 @@ var bridgeSettings = union(secretNameSettings, {
   BRIDGE_MAX_BODY_BYTES: bridgeMaxBodyBytes
   BRIDGE_MAX_OWNERS: bridgeMaxOwners
   BRIDGE_MAX_MEMBERS: bridgeMaxMembers
+  BRIDGE_CALLBACK_HOSTS: bridgeCallbackHosts
+  BRIDGE_CALLBACK_ALLOW_LOOPBACK: bridgeCallbackAllowLoopback
   PROVISION_REQUIRE_SIGNATURE: provisionRequireSignature
   JIRA_APPROVED_STATUS: jiraApprovedStatus
   JIRA_POST_FUNCTION_MATCH: jiraPostFunctionMatch

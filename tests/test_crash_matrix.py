@@ -43,6 +43,7 @@ from crash_harness import (
 from deskbridge import auth
 
 SIGNING = "whsec_" + "c2lnbmluZy1zZWNyZXQtZm9yLXRoZS1tYXRyaXgtMDE="
+CALLBACK_SIGNING = "whsec_" + "Y2FsbGJhY2stc2lnbmluZy1mb3ItdGhlLW1hdHJpeDA="  # outbound only: never SIGNING
 CALLBACK_PATH = "/hooks/outcome"
 _cells = iter(range(1, 1_000_000))
 
@@ -64,12 +65,15 @@ def fresh(bridge: Any) -> None:
         "BRIDGE_DESK_QUEUE": f"desk-{suffix}",
         "BRIDGE_DESK_POISON_QUEUE": f"desk-{suffix}-poison",
         "PROVISION_SIGNING_SECRET_NAME": "provision-signing",
+        "BRIDGE_CALLBACK_SIGNING_SECRET_NAME": "callback-signing",
+        "BRIDGE_CALLBACK_ALLOW_LOOPBACK": "true",  # the callback stand-in listens on 127.0.0.1
         "JIRA_TRANSITION_COMPLETED": "Done",
         "SERVICENOW_STATE_COMPLETED": "3",
         "POINT_RETRY_BUDGET_SECONDS": "0.5",
     })
     bridge.stack.reset()
     bridge.stack.vault.set_secret("provision-signing", SIGNING)
+    bridge.stack.vault.set_secret("callback-signing", CALLBACK_SIGNING)
     bridge.sdk_options = {"retry_total": 0}
     bridge.restart()
 
@@ -277,6 +281,46 @@ def redelivered(setup: Callable[[Cell], None]) -> Callable[[Cell], None]:
     return then_failed_once
 
 
+def signed_with(secret: str, received: Any) -> bool:
+    """The callback's webhook-signature holds this secret's signature (its timestamp is the bridge's shifted
+    clock, which recovery moves past every threshold: the signature is recomputed, not checked for age)."""
+    from datetime import UTC, datetime
+
+    from standardwebhooks.webhooks import Webhook
+
+    headers = {k.lower(): v for k, v in received.headers.items()}
+    moment = datetime.fromtimestamp(int(headers["webhook-timestamp"]), UTC)
+    expected = Webhook(secret).sign(headers["webhook-id"], moment, received.body.decode("utf-8"))
+    return expected in headers["webhook-signature"].split()
+
+
+def callbacks_signed_by_their_own_secret(cell: Cell) -> list[str]:
+    """Every callback that arrived is signed with the callback secret, and never as a signed /api/provision call."""
+    problems = []
+    for received in cell.bridge.stack.callbacks.calls:
+        if not signed_with(CALLBACK_SIGNING, received):
+            problems.append(f"a callback not signed with the callback secret: {received.headers}")
+        if signed_with(SIGNING, received):
+            problems.append("a callback signed with the inbound /api/provision secret")
+    return problems
+
+
+def refused_callback_setup(cell: Cell) -> None:
+    """The callback URL was accepted while loopback was allowed; the setting is off when the outcome is sent,
+    so the send is refused (a permanent failure) after the Jira steps are written."""
+    jira_desk_setup(cell)
+    cell.bridge.settings["BRIDGE_CALLBACK_ALLOW_LOOPBACK"] = "false"
+
+
+def refused_callback_given_up(cell: Cell) -> list[str]:
+    """Nothing reached the callback, and the update ends given up (visible), not owed for ever."""
+    problems = [f"the refused callback was sent: {c.path}" for c in cell.bridge.stack.callbacks.calls]
+    record = cell.bridge.record("jira", "APO-1")
+    if record is not None and ("completed:gave-up" not in record.desk_updates or record.desk_owed):
+        problems.append(f"the refused callback's update is not given up: {record.desk_updates} {record.desk_owed}")
+    return problems
+
+
 def plain_jira_desk_setup(cell: Cell) -> None:
     """A Jira Software site: a plain comment with its marker as a comment property."""
     cell.bridge.configure(JIRA_INTERNAL_NOTE="false")
@@ -390,11 +434,14 @@ FLOWS = [
     Flow("retry from the queue", retry_setup, queue_run("BRIDGE_RETRY_QUEUE", "retry"), "BRIDGE_RETRY_QUEUE"),
     Flow("Point event", event_setup, http_run("point_events")),
     Flow("desk update (Jira, callback)", jira_desk_setup, queue_run("BRIDGE_DESK_QUEUE", "desk_update"),
-         "BRIDGE_DESK_QUEUE"),
+         "BRIDGE_DESK_QUEUE", expect=callbacks_signed_by_their_own_secret),
+    Flow("desk update (Jira, callback refused at send)", refused_callback_setup,
+         queue_run("BRIDGE_DESK_QUEUE", "desk_update"), "BRIDGE_DESK_QUEUE", expect=refused_callback_given_up),
     Flow("desk update (ServiceNow)", servicenow_desk_setup, queue_run("BRIDGE_DESK_QUEUE", "desk_update"),
          "BRIDGE_DESK_QUEUE"),
     Flow("desk update redelivered (Jira, callback)", redelivered(jira_desk_setup),
-         queue_run("BRIDGE_DESK_QUEUE", "desk_update"), "BRIDGE_DESK_QUEUE"),
+         queue_run("BRIDGE_DESK_QUEUE", "desk_update"), "BRIDGE_DESK_QUEUE",
+         expect=callbacks_signed_by_their_own_secret),
     Flow("desk update redelivered (ServiceNow)", redelivered(servicenow_desk_setup),
          queue_run("BRIDGE_DESK_QUEUE", "desk_update"), "BRIDGE_DESK_QUEUE"),
     Flow("desk update (Jira, plain comment)", plain_jira_desk_setup, queue_run("BRIDGE_DESK_QUEUE", "desk_update"),

@@ -635,13 +635,15 @@ def signed_provision(bridge, body: dict[str, Any], secret: str) -> tuple[int, An
 
 
 def test_callback_url_receives_each_outcome_signed_with_standard_webhooks(bridge, vault_secret):
-    secret, next_secret = whsec(), whsec()
-    vault_secret("provision-signing", secret)
-    vault_secret("provision-signing-next", next_secret)  # a rotation under way: both sign
-    bridge.configure(PROVISION_SIGNING_SECRET_NAME="provision-signing,provision-signing-next")
+    inbound, secret, next_secret = whsec(), whsec(), whsec()
+    vault_secret("provision-signing", inbound)
+    vault_secret("callback-signing", secret)
+    vault_secret("callback-signing-next", next_secret)  # a rotation under way: both sign
+    bridge.configure(PROVISION_SIGNING_SECRET_NAME="provision-signing",
+                     BRIDGE_CALLBACK_SIGNING_SECRET_NAME="callback-signing,callback-signing-next")
     callback = f"{bridge.stack.callbacks.url}/hooks/provisioning?tenant=contoso"
     body = APOLLO | {"comment": "", "ticket": {"source": "acme", "id": "CHG-100", "callbackUrl": callback}}
-    status, answer = signed_provision(bridge, body, secret)
+    status, answer = signed_provision(bridge, body, inbound)
     assert status == 201, answer
     send(bridge, event("started"))
     write_back(bridge)
@@ -664,18 +666,40 @@ def test_callback_url_receives_each_outcome_signed_with_standard_webhooks(bridge
     assert [r["type"] for r in received] == ["provisioning.started", "provisioning.completed"]
     assert calls[0].headers["Content-Type"] == "application/json"
     assert Webhook(next_secret).verify(calls[1].body, calls[1].headers) == received[1]
-    with pytest.raises(WebhookVerificationError):
-        Webhook(whsec()).verify(calls[1].body, calls[1].headers)
+    for other in (whsec(), inbound):  # never signed with the inbound secret
+        with pytest.raises(WebhookVerificationError):
+            Webhook(other).verify(calls[1].body, calls[1].headers)
     assert bridge.stack.jira.calls == [] and bridge.stack.servicenow.calls == []
+
+
+def test_a_captured_callback_does_not_verify_on_the_provision_route(bridge, vault_secret):
+    """Issue 21, item 6: callbacks were signed with the inbound secret, so one replayed to /api/provision was a
+    signed call. Now they carry the callback secret's signature, which /api/provision refuses."""
+    inbound, outbound = whsec(), whsec()
+    vault_secret("provision-signing", inbound)
+    vault_secret("callback-signing", outbound)
+    bridge.configure(PROVISION_SIGNING_SECRET_NAME="provision-signing",
+                     BRIDGE_CALLBACK_SIGNING_SECRET_NAME="callback-signing")
+    callback = f"{bridge.stack.callbacks.url}/hooks/provisioning"
+    body = APOLLO | {"ticket": {"source": "acme", "id": "CHG-101", "callbackUrl": callback}}
+    assert signed_provision(bridge, body, inbound)[0] == 201
+    send(bridge, event("completed"))
+    write_back(bridge)
+    [captured] = bridge.stack.callbacks.calls
+    replay = {k: v for k, v in captured.headers.items() if k.lower().startswith("webhook-")}
+    status, answer = bridge.http("provision", captured.body, headers=replay)
+    assert status == 401, answer
+    assert answer["errors"][0]["message"] == "webhook-signature does not match"
+    assert len(bridge.stack.point.provisioned) == 1  # only the genuine approval reached Syskit Point
 
 
 def test_callback_outage_then_recovery_delivers_once_with_the_same_message_id(bridge, vault_secret):
     secret = whsec()
-    vault_secret("provision-signing", secret)
-    bridge.configure(PROVISION_SIGNING_SECRET_NAME="provision-signing")
+    vault_secret("callback-signing", secret)
+    bridge.configure(BRIDGE_CALLBACK_SIGNING_SECRET_NAME="callback-signing")
     callback = f"{bridge.stack.callbacks.url}/hooks/provisioning"
     body = APOLLO | {"ticket": {"source": "jira", "id": "APO-1", "callbackUrl": callback}}
-    assert signed_provision(bridge, body, secret)[0] == 201
+    assert bridge.http("provision", body)[0] == 201
     send(bridge, event("failed"))
     bridge.stack.callbacks.fail_next(2, 503)
     write_back(bridge)
@@ -690,7 +714,9 @@ def test_callback_outage_then_recovery_delivers_once_with_the_same_message_id(br
     assert len(bridge.stack.jira.comments) == 1  # a Jira ticket with a callback gets both, once each
 
 
-def test_callback_without_a_signing_secret_is_sent_unsigned(bridge):
+def test_callback_without_a_signing_secret_is_sent_unsigned(bridge, vault_secret):
+    vault_secret("provision-signing", whsec())  # the inbound secret is set: it still never signs a callback
+    bridge.configure(PROVISION_SIGNING_SECRET_NAME="provision-signing", PROVISION_REQUIRE_SIGNATURE="false")
     callback = f"{bridge.stack.callbacks.url}/hooks/provisioning"
     body = APOLLO | {"ticket": {"source": "acme", "id": "CHG-7", "callbackUrl": callback}}
     assert bridge.http("provision", body)[0] == 201

@@ -41,3 +41,22 @@ def test_positions_in_errors_are_those_of_the_body_sent():
     with pytest.raises(InvalidRequest) as caught:
         jsonbody.parse('{\u00a0"a":\u00a0,}'.encode())
     assert "line 1 column 8" in caught.value.errors[0].message
+
+
+@pytest.mark.parametrize(
+    "tail",
+    ['\\"' * 300, "\\\\" * 300 + "\\", '\\"' * 300 + "\\", '\\"\u00a0' * 300],
+    ids=["escaped-quotes", "backslashes-then-one", "escaped-quotes-then-backslash", "with-spaces"],
+)
+def test_a_string_that_never_ends_is_refused_as_such(tail):
+    """Every form of unterminated string after a Unicode space (the pattern once retried from each quote)."""
+    with pytest.raises(InvalidRequest) as caught:
+        jsonbody.parse(f'\u00a0{{"issue":\u00a0"{tail}'.encode())
+    assert caught.value.errors[0].field == "body"
+    assert "Unterminated string starting at line 1 column 12" in caught.value.errors[0].message
+
+
+def test_spaces_after_a_string_with_escapes_are_still_spaces():
+    body = '{"a":\u00a0"x\\\\",\u00a0"b":\u00a0"\\"\u00a0"\u00a0}'.encode()
+    assert jsonbody.parse(body) == {"a": "x\\", "b": '"\u00a0'}
+    assert jsonbody.plain_spaces('"\\\\"\u00a0"') == '"\\\\" "'

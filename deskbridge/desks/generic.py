@@ -10,6 +10,7 @@ import hashlib
 import re
 from typing import Any
 
+from deskbridge.callback_url import CallbackPolicy, url_problem
 from deskbridge.desks import Approval, TicketRef
 from deskbridge.model import FieldError, InvalidRequest, ProvisioningRequest, check_source, check_ticket
 
@@ -43,7 +44,7 @@ def ticket_from_comment(comment: Any) -> TicketRef | None:
     return None
 
 
-def parse(payload: Any, idempotency_key: str | None) -> Approval:
+def parse(payload: Any, idempotency_key: str | None, callbacks: CallbackPolicy | None = None) -> Approval:
     """Map the body and name the ticket.
 
     id: ``ticket.id``, else the ``Idempotency-Key`` header, else the ticket
@@ -68,10 +69,12 @@ def parse(payload: Any, idempotency_key: str | None) -> Approval:
     reply_to: dict[str, str] = {}
     callback = ticket.get("callbackUrl")
     if isinstance(callback, str) and callback:
-        if re.fullmatch(r"https://\S{1,2000}", callback):
+        # What the URL alone shows (deskbridge.callback_url); each send checks it again, with the addresses.
+        problem = url_problem(callback, callbacks or CallbackPolicy())
+        if problem is None:
             reply_to["callbackUrl"] = callback
         else:
-            errors.append(FieldError("ticket.callbackUrl", "must be an https:// URL"))
+            errors.append(FieldError("ticket.callbackUrl", problem))
 
     from_comment = ticket_from_comment(payload.get("comment"))
     source = str(ticket.get("source") or "").strip().lower() or (from_comment.source if from_comment else "provision")
