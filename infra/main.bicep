@@ -163,6 +163,10 @@ param servicenowSigningSecret string = ''
 @description('Standard Webhooks secret (whsec_...) for /api/provision; stored as provision-signing-secret unless PROVISION_SIGNING_SECRET_NAME is given')
 param provisionSigningSecret string = ''
 
+@secure()
+@description('Standard Webhooks secret (whsec_...) signing outcome callbacks; stored as callback-signing-secret unless BRIDGE_CALLBACK_SIGNING_SECRET_NAME is given')
+param bridgeCallbackSigningSecret string = ''
+
 // An explicit expiry per secret (ISO 8601, e.g. the Entra client secret's
 // real end date 2027-06-30T00:00:00Z), used when that secret is written;
 // empty: secretsExpireOn.
@@ -190,6 +194,9 @@ param servicenowSigningSecretExpiresOn string = ''
 
 @description('Expiry of the provisionSigningSecret written in this provision')
 param provisionSigningSecretExpiresOn string = ''
+
+@description('Expiry of the bridgeCallbackSigningSecret written in this provision')
+param bridgeCallbackSigningSecretExpiresOn string = ''
 
 // ------------------------------------------------------------ secret names
 // A feature whose secret-name setting is absent is off. A name chooses where
@@ -221,7 +228,7 @@ param servicenowSigningSecretName string = ''
 @description('PROVISION_SIGNING_SECRET_NAME; empty: provision-signing-secret when provisionSigningSecret is given, else off')
 param provisionSigningSecretName string = ''
 
-@description('BRIDGE_CALLBACK_SIGNING_SECRET_NAME: Key Vault secret(s) (whsec_...) signing outcome callbacks, never an inbound secret (empty: callbacks unsigned)')
+@description('BRIDGE_CALLBACK_SIGNING_SECRET_NAME; empty: callback-signing-secret when bridgeCallbackSigningSecret is given, else callbacks go unsigned')
 param bridgeCallbackSigningSecretName string = ''
 
 // ------------------------------------------------------- bridge settings
@@ -446,7 +453,7 @@ var servicenowSigningSecretNames = empty(trim(servicenowSigningSecretName)) ? (e
 var provisionSigningSecretNameList = [for name in split(provisionSigningSecretName, ','): trim(name)]
 var provisionSigningSecretNames = empty(trim(provisionSigningSecretName)) ? (empty(provisionSigningSecret) ? [] : ['provision-signing-secret']) : provisionSigningSecretNameList
 var callbackSigningSecretNameList = [for name in split(bridgeCallbackSigningSecretName, ','): trim(name)]
-var callbackSigningSecretNames = empty(trim(bridgeCallbackSigningSecretName)) ? [] : callbackSigningSecretNameList
+var callbackSigningSecretNames = empty(trim(bridgeCallbackSigningSecretName)) ? (empty(bridgeCallbackSigningSecret) ? [] : ['callback-signing-secret']) : callbackSigningSecretNameList
 
 // Only the setting of a feature that is on is set.
 var secretNameSettings = union(
@@ -519,6 +526,11 @@ var secretsToWrite = [
     name: empty(provisionSigningSecretNames) ? '' : first(provisionSigningSecretNames)
     value: provisionSigningSecret
     expiresOn: empty(provisionSigningSecretExpiresOn) ? secretsExpireOn : provisionSigningSecretExpiresOn
+  }
+  {
+    name: empty(callbackSigningSecretNames) ? '' : first(callbackSigningSecretNames)
+    value: bridgeCallbackSigningSecret
+    expiresOn: empty(bridgeCallbackSigningSecretExpiresOn) ? secretsExpireOn : bridgeCallbackSigningSecretExpiresOn
   }
 ]
 
@@ -796,3 +808,7 @@ output SERVICENOW_SIGNING_SECRET_NAME string = join(servicenowSigningSecretNames
 output PROVISION_SIGNING_SECRET string = ''
 output PROVISION_SIGNING_SECRET_EXPIRES_ON string = ''
 output PROVISION_SIGNING_SECRET_NAME string = join(provisionSigningSecretNames, ',')
+#disable-next-line outputs-should-not-contain-secrets
+output BRIDGE_CALLBACK_SIGNING_SECRET string = ''
+output BRIDGE_CALLBACK_SIGNING_SECRET_EXPIRES_ON string = ''
+output BRIDGE_CALLBACK_SIGNING_SECRET_NAME string = join(callbackSigningSecretNames, ',')

@@ -64,6 +64,7 @@ SECRET_VALUE_PARAMS = {
     "servicenowToken",
     "servicenowSigningSecret",
     "provisionSigningSecret",
+    "bridgeCallbackSigningSecret",
 }
 
 

@@ -49,6 +49,11 @@ FEATURES = {
         "provision-signing-secret",
         "PROVISION_SIGNING_SECRET_NAME",
     ),
+    "bridgeCallbackSigningSecret": (
+        "bridgeCallbackSigningSecretName",
+        "callback-signing-secret",
+        "BRIDGE_CALLBACK_SIGNING_SECRET_NAME",
+    ),
 }
 VALUE = "not-a-real-secret"
 
@@ -186,6 +191,7 @@ SECRET_ENV = {
     "SERVICENOW_TOKEN": "SERVICENOW_TOKEN_SECRET_NAME",
     "SERVICENOW_SIGNING_SECRET": "SERVICENOW_SIGNING_SECRET_NAME",
     "PROVISION_SIGNING_SECRET": "PROVISION_SIGNING_SECRET_NAME",
+    "BRIDGE_CALLBACK_SIGNING_SECRET": "BRIDGE_CALLBACK_SIGNING_SECRET_NAME",
 }
 AZD_ENV = {
     "AZURE_ENV_NAME": "deskbridge-test",
