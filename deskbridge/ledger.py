@@ -44,6 +44,13 @@ _HISTORY = 30  # transitions kept on a record, newest last
 _EVENT_KEYS = 10  # Syskit Point idempotency keys kept on a record
 
 
+# Statuses that wait for Syskit Point's word (an event, or the answer to a poll by request id).
+AWAITING_OUTCOME = ("submitted", "provisioning", "uncertain")
+NO_REQUEST_ID = (
+    "events only: Syskit Point's answer held no request id, so the bridge cannot ask for this request's status"
+)
+
+
 class StaleRecord(Exception):
     """Someone else changed the record since it was read."""
 
@@ -86,6 +93,13 @@ class LedgerRecord:
     event_at: str = ""  # when the last Syskit Point event for it came
     # Outcomes the ticket is owed: {update: {"token": ..., "due": iso}}; removed once written or given up.
     desk_owed: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Asking Syskit Point by request id (the reconciler, when no event came): when last asked, how often so far,
+    # and the keys of an answer it could not read (logged once per request).
+    polled_at: str = ""
+    polls: int = 0
+    poll_unreadable: str = ""
+    overdue_at: str = ""  # when it was logged (and noted on its ticket) as overdue: once
+    outcome_round: int = 0  # replays of a point_failed request: each round's desk updates are its own
     etag: str = field(default="", repr=False)
 
     def remember(self, entry: str) -> None:
@@ -125,6 +139,10 @@ class LedgerRecord:
             shown["correlationId"] = self.correlation_id
         if self.warnings:
             shown["warnings"] = list(self.warnings)
+        if self.status in AWAITING_OUTCOME and not self.point_request_id:
+            shown["outcomeBy"] = NO_REQUEST_ID
+        if self.overdue_at and self.status in AWAITING_OUTCOME:
+            shown["overdueSince"] = self.overdue_at
         return shown
 
     def point_body(self) -> dict[str, Any]:
@@ -133,7 +151,8 @@ class LedgerRecord:
 
 _PROPERTY = {f.name: "".join(part.capitalize() for part in f.name.split("_")) for f in fields(LedgerRecord)}
 _JSON_FIELDS = ("reply_to", "warnings", "desk_updates", "history", "events", "desk_owed")
-_INT_FIELDS = ("template_id", "owner_count", "member_count", "point_status", "attempts", "replay_base", "sends")
+_INT_FIELDS = ("template_id", "owner_count", "member_count", "point_status", "attempts", "replay_base", "sends",
+               "polls", "outcome_round")
 _NAMES = tuple(f.name for f in fields(LedgerRecord))
 # A property left out reads back as the field's default (from_entity), so empty ones are not
 # written: a fresh record has a dozen, and each costs the Tables SDK's serializer time.
@@ -194,6 +213,7 @@ class Stranded:
     desk_owed: dict[str, dict[str, str]]
     name_key: str
     workspace_type: str
+    point_request_id: str = ""
 
 
 @contextmanager
@@ -337,12 +357,18 @@ class Ledger:
         return sorted(records, key=lambda r: parse_iso(r.created_at) or _EARLIEST)
 
     def stranded(
-        self, stale_before: datetime, lost_before: datetime, uncertain_before: datetime | None = None
+        self,
+        stale_before: datetime,
+        lost_before: datetime,
+        uncertain_before: datetime | None = None,
+        quiet_before: datetime | None = None,
     ) -> Iterator[Stranded]:
         """Records a sweep must look at, filtered by the Table service: pending since before
         ``stale_before``, queued with a next attempt before ``lost_before``, a desk update due before
-        ``lost_before``, and (optionally) uncertain since before ``uncertain_before``. Settled records,
-        nearly all of a big ledger, never leave the service."""
+        ``lost_before``, (optionally) uncertain since before ``uncertain_before``, and (optionally) waiting for
+        Syskit Point's word (submitted, provisioning, uncertain) with no change since before ``quiet_before``:
+        a poll or the overdue note may be due. Settled records, nearly all of a big ledger, never leave the
+        service."""
         # The SDK substitutes @names split on spaces: keep a space after each one.
         clauses = [
             "(Status eq 'pending' and UpdatedAt lt @stale )",
@@ -353,8 +379,14 @@ class Ledger:
         if uncertain_before is not None:
             clauses.append("(Status eq 'uncertain' and UpdatedAt lt @uncertain )")
             params["uncertain"] = iso(uncertain_before)
+        if quiet_before is not None:
+            clauses += [
+                "((Status eq 'submitted' or Status eq 'provisioning') and UpdatedAt lt @quiet )",
+                "(Status eq 'uncertain' and PointRequestId ne '' and UpdatedAt lt @quiet )",
+            ]
+            params["quiet"] = iso(quiet_before)
         columns = ["PartitionKey", "RowKey", "Status", "UpdatedAt", "NextAttemptAt", "DeskOwed", "NameKey",
-                   "WorkspaceType"]
+                   "WorkspaceType", "PointRequestId"]
         with _storage("querying the ledger", self.name):
             for entity in self._table.query_entities(" or ".join(clauses), parameters=params, select=columns):
                 owed = entity.get("DeskOwed")
@@ -367,6 +399,7 @@ class Ledger:
                     desk_owed=json.loads(owed) if isinstance(owed, str) and owed else {},
                     name_key=entity.get("NameKey", ""),
                     workspace_type=entity.get("WorkspaceType", ""),
+                    point_request_id=entity.get("PointRequestId", "") or "",
                 )
 
 

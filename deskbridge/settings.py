@@ -125,6 +125,17 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "off when empty; else re-send an uncertain request when no Syskit Point event for its workspace came "
         "within this many seconds (needs POINT_WEBHOOK_KEY_SECRET_NAME; may provision twice)",
     ),
+    _spec(
+        "BRIDGE_OUTCOME_POLL_AFTER_SECONDS",
+        "900",
+        "ask Syskit Point for the status of a submitted or provisioning request (by its request id) when no event "
+        "came for this many seconds, then at a growing interval",
+    ),
+    _spec(
+        "BRIDGE_OUTCOME_OVERDUE_SECONDS",
+        "86400",
+        "a request with no outcome this long after it was sent is logged as overdue once (and noted on its ticket)",
+    ),
     # Limits
     _spec("BRIDGE_MAX_BODY_BYTES", "262144", "largest request body accepted"),
     _spec("BRIDGE_MAX_OWNERS", "100", "most owners one request may name"),
@@ -455,6 +466,14 @@ class Settings:
             return None
         return self._int("BRIDGE_UNCERTAIN_RESEND_AFTER_SECONDS", minimum=60)
 
+    @cached_property
+    def outcome_poll_after(self) -> int:
+        return self._int("BRIDGE_OUTCOME_POLL_AFTER_SECONDS", minimum=60)
+
+    @cached_property
+    def outcome_overdue(self) -> int:
+        return self._int("BRIDGE_OUTCOME_OVERDUE_SECONDS", minimum=60)
+
     # -- limits -------------------------------------------------------------
     @cached_property
     def max_body_bytes(self) -> int:
@@ -589,6 +608,8 @@ SETTING_GROUPS: dict[str, Callable[[Settings], tuple[Callable[[], object], ...]]
         lambda: s.queue_grace,
         lambda: s.delivery_retention,
         lambda: s.uncertain_resend_after,
+        lambda: s.outcome_poll_after,
+        lambda: s.outcome_overdue,
     ),
     "limits": lambda s: (lambda: s.max_body_bytes, lambda: s.max_owners, lambda: s.max_members),
     # What an attempt's outcome needs (the retry schedule, the queues it sends to), read before the record.

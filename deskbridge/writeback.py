@@ -27,7 +27,7 @@ from deskbridge import telemetry
 from deskbridge.auth import sign_standard_webhook
 from deskbridge.desks import marker_line, step_marker
 from deskbridge.errors import RemoteError, SecretUnavailable
-from deskbridge.ledger import LedgerRecord, iso, parse_iso
+from deskbridge.ledger import AWAITING_OUTCOME, LedgerRecord, iso, parse_iso
 from deskbridge.model import Status
 from deskbridge.retries import QueueKey, new_token, next_delay, scheduled_age
 from deskbridge.runtime import Runtime
@@ -36,6 +36,13 @@ from deskbridge.settings import ConfigurationError, Settings
 log = telemetry.logger("deskbridge.writeback")
 
 _FAILURES = (Status.FAILED_IN_POINT, Status.REJECTED, Status.FAILED)
+OVERDUE = "overdue"  # the note "still provisioning, no word from Syskit Point yet" (not a status)
+
+
+def round_label(record: LedgerRecord, update: str) -> str:
+    """The update's name in step names and markers: ``completed``, or ``completed#2`` in the second round of
+    attempts after a replay of a point_failed request (that round's notes are new ones)."""
+    return f"{update}#{record.outcome_round}" if record.outcome_round else update
 
 
 def desk_targets(settings: Settings, record: LedgerRecord) -> list[str]:
@@ -102,6 +109,41 @@ def requeue(runtime: Runtime, source: str, ticket: str, update: str, lost_before
     return send(runtime, record, update, check=True)
 
 
+def given_up(record: LedgerRecord) -> list[str]:
+    """The updates whose write-back was given up (the desk refused, or stayed down past the schedule)."""
+    found = []
+    for mark in record.desk_updates:
+        update, _, what = mark.partition(":")
+        if what == "gave-up" and update not in found:
+            found.append(update)
+    return found
+
+
+def redrive(runtime: Runtime, source: str, ticket: str) -> list[str]:
+    """An operator's replay of the updates given up: owed again (a new token, due now), then queued with a look
+    at the desk first (a try that failed may have written). Returns the updates; [] when none was given up."""
+    again: list[str] = []
+
+    def owe_again(latest: LedgerRecord) -> LedgerRecord | None:
+        again[:] = [u for u in given_up(latest) if u not in latest.desk_owed]
+        if not again:
+            return None
+        # Its schedule starts again: the note that it gave up and its count of failed tries go.
+        gone = tuple(f"{u}:gave-up" for u in again)
+        counted = tuple(f"{u}:attempts=" for u in again)
+        latest.desk_updates = [m for m in latest.desk_updates if m not in gone and not m.startswith(counted)]
+        due = iso(runtime.clock.now())
+        latest.desk_owed = {**latest.desk_owed, **{u: {"token": new_token(), "due": due} for u in again}}
+        return latest
+
+    record = runtime.ledger.change(source, ticket, owe_again)
+    if record is None or not again:
+        return []
+    for update in again:
+        send(runtime, record, update, check=True)
+    return list(again)
+
+
 # -- the desk-updates queue ----------------------------------------------------------------
 
 
@@ -126,6 +168,12 @@ def desk_update(runtime: Runtime, message: str, dequeue_count: int = 1) -> str:
     if key.token and (owed is None or owed.get("token") != key.token):
         why = "written or given up already" if owed is None else "a newer message replaced it"
         _log(key, "superseded", "desk update %s for %s/%s dropped: %s", key.update, key.source, key.ticket, why)
+        return "superseded"
+    if key.update == OVERDUE and record.status not in AWAITING_OUTCOME:
+        # The outcome came before the note "still no word" was written: the note would only confuse.
+        _settle_owed(runtime, key, f"{key.update}:superseded")
+        _log(key, "superseded", "desk update %s for %s/%s skipped: the request is %s now", key.update,
+             key.source, key.ticket, record.status)
         return "superseded"
     if key.update == Status.PROVISIONING and record.status != Status.PROVISIONING:
         # The outcome arrived first (queue messages run in any order): "started" would only confuse.
@@ -228,6 +276,11 @@ def outcome_text(record: LedgerRecord, update: str) -> str:
     name = record.display_name
     if update == Status.PROVISIONING:
         return f'Syskit Point started provisioning the {kind} "{name}".'
+    if update == OVERDUE:
+        return (
+            f'The {kind} "{name}" is still being provisioned: no word from Syskit Point yet. '
+            "An operator has been alerted."
+        )
     if update == Status.COMPLETED:
         return f'The {kind} "{name}" is ready: {record.url or "(no link given)"}'
     if update == Status.FAILED_IN_POINT:
@@ -247,12 +300,14 @@ def _steps(runtime: Runtime, record: LedgerRecord, update: str) -> list[Step]:
     steps: list[Step] = []
     targets = desk_targets(s, record)
 
+    label = round_label(record, update)
+
     def marker(step: str) -> str:
-        return step_marker(record.source, record.ticket, update, step)
+        return step_marker(record.source, record.ticket, label, step)
 
     if "jira" in targets:
         issue = record.reply_to.get("issueKey") or record.ticket
-        name = f"{update}:jira-comment"
+        name = f"{label}:jira-comment"
         comment_marker = marker(name)
         steps.append(Step(
             name,
@@ -261,7 +316,7 @@ def _steps(runtime: Runtime, record: LedgerRecord, update: str) -> list[Step]:
         ))
         transition = _by_outcome(s, update, "JIRA_TRANSITION_COMPLETED", "JIRA_TRANSITION_FAILED")
         if transition:
-            name = f"{update}:jira-transition"
+            name = f"{label}:jira-transition"
             transition_marker = marker(name)
 
             def move() -> None:
@@ -270,7 +325,7 @@ def _steps(runtime: Runtime, record: LedgerRecord, update: str) -> list[Step]:
 
             steps.append(Step(name, move, lambda: runtime.jira.has_transitioned(issue, transition_marker)))
     if "servicenow" in targets:
-        name = f"{update}:servicenow"
+        name = f"{label}:servicenow"
         note_marker = marker(name)
         fields = {"work_notes": f"{text}\n\n{marker_line(note_marker)}"}
         state = _by_outcome(s, update, "SERVICENOW_STATE_COMPLETED", "SERVICENOW_STATE_FAILED")
@@ -283,7 +338,7 @@ def _steps(runtime: Runtime, record: LedgerRecord, update: str) -> list[Step]:
             lambda: runtime.servicenow.has_work_note(sys_id, note_marker),
         ))
     if "callback" in targets:
-        steps.append(Step(f"{update}:callback", lambda: send_callback(runtime, record, update, text), None))
+        steps.append(Step(f"{label}:callback", lambda: send_callback(runtime, record, update, text), None))
     return steps
 
 
@@ -296,7 +351,8 @@ def _by_outcome(s: Settings, update: str, completed: str, failed: str) -> str:
 
 def callback_id(record: LedgerRecord, update: str) -> str:
     """The webhook-id of an outcome: the same on every try, so the receiver can drop copies."""
-    return f"msg_{uuid.uuid5(uuid.NAMESPACE_URL, f'{record.source}/{record.ticket}/{update}').hex}"
+    label = round_label(record, update)
+    return f"msg_{uuid.uuid5(uuid.NAMESPACE_URL, f'{record.source}/{record.ticket}/{label}').hex}"
 
 
 def send_callback(runtime: Runtime, record: LedgerRecord, update: str, text: str) -> None:

@@ -251,6 +251,12 @@ param bridgeDeliveryRetentionSeconds string = ''
 @description('BRIDGE_UNCERTAIN_RESEND_AFTER_SECONDS: re-send an uncertain request when no Syskit Point event came within this many seconds (empty: off)')
 param bridgeUncertainResendAfterSeconds string = ''
 
+@description('BRIDGE_OUTCOME_POLL_AFTER_SECONDS: ask Syskit Point for a request's status when no event came for this many seconds, then at a growing interval (empty: 900)')
+param bridgeOutcomePollAfterSeconds string = ''
+
+@description('BRIDGE_OUTCOME_OVERDUE_SECONDS: a request with no outcome this long after it was sent is logged as overdue once and noted on its ticket (empty: 86400)')
+param bridgeOutcomeOverdueSeconds string = ''
+
 @description('BRIDGE_MAX_BODY_BYTES: largest request body accepted (empty: 262144)')
 param bridgeMaxBodyBytes string = ''
 
@@ -549,6 +555,8 @@ var bridgeSettings = union(secretNameSettings, {
   BRIDGE_QUEUE_GRACE_SECONDS: bridgeQueueGraceSeconds
   BRIDGE_DELIVERY_RETENTION_SECONDS: bridgeDeliveryRetentionSeconds
   BRIDGE_UNCERTAIN_RESEND_AFTER_SECONDS: bridgeUncertainResendAfterSeconds
+  BRIDGE_OUTCOME_POLL_AFTER_SECONDS: bridgeOutcomePollAfterSeconds
+  BRIDGE_OUTCOME_OVERDUE_SECONDS: bridgeOutcomeOverdueSeconds
   BRIDGE_MAX_BODY_BYTES: bridgeMaxBodyBytes
   BRIDGE_MAX_OWNERS: bridgeMaxOwners
   BRIDGE_MAX_MEMBERS: bridgeMaxMembers
