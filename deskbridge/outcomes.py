@@ -79,8 +79,13 @@ def ask(runtime: Runtime, record: LedgerRecord) -> Reading | None:
             record.source,
             record.ticket,
             exc,
-            extra={"bridge_event": "poll", "source": record.source, "ticket": record.ticket, "outcome": "error",
-                   "point_status": status or ""},
+            extra={
+                "bridge_event": "poll",
+                "source": record.source,
+                "ticket": record.ticket,
+                "outcome": "error",
+                "point_status": status or "",
+            },
         )
         return None
     return point_status.read(answer)
@@ -208,8 +213,13 @@ def note_overdue(runtime: Runtime, record: LedgerRecord) -> bool:
         record.source,
         record.ticket,
         record.submitted_at or record.created_at,
-        extra={"bridge_event": "overdue", "source": record.source, "ticket": record.ticket, "outcome": "overdue",
-               "point_request_id": record.point_request_id or ""},
+        extra={
+            "bridge_event": "overdue",
+            "source": record.source,
+            "ticket": record.ticket,
+            "outcome": "overdue",
+            "point_request_id": record.point_request_id or "",
+        },
     )
     writeback.send(runtime, record, writeback.OVERDUE)
     return True
