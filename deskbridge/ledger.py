@@ -455,6 +455,67 @@ class Deliveries:
         with _storage("forgetting a delivery id", self.name):
             self._table.delete_entity(kind, _row_key(delivery_id))
 
+    # -- notes owed to a ticket that has no ledger record (an approval refused at intake) ----------------
+
+    def owe_note(self, kind: str, note_id: str, data: dict[str, Any]) -> bool:
+        """Record a note a ticket is owed (``data``: what writing it needs), once per id; False when the id was
+        recorded before (written, or still owed)."""
+        from azure.core.exceptions import ResourceExistsError
+
+        entity = {"PartitionKey": kind, "RowKey": _row_key(note_id), "SeenAt": iso(self._clock.now()),
+                  "Owed": True, "Data": json.dumps(data)}
+        with _storage("recording a note owed", self.name):
+            try:
+                self._table.create_entity(entity)
+            except ResourceExistsError:
+                return False
+        return True
+
+    def owed_note(self, kind: str, note_id: str) -> dict[str, Any] | None:
+        """What writing the note needs, while it is owed; None when it is written, given up or unknown."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with _storage("reading a note owed", self.name):
+            try:
+                entity = self._table.get_entity(kind, _row_key(note_id))
+            except ResourceNotFoundError as exc:
+                if _missing_table(exc):
+                    raise
+                return None
+        if not entity.get("Owed"):
+            return None
+        data = json.loads(entity.get("Data") or "{}")
+        return data if isinstance(data, dict) else None
+
+    def settle_note(self, kind: str, note_id: str, outcome: str) -> None:
+        """The note is owed no longer (``outcome``: written, or gave-up)."""
+        from azure.data.tables import UpdateMode
+
+        entity = {"PartitionKey": kind, "RowKey": _row_key(note_id), "Owed": False, "Outcome": outcome}
+        with _storage("settling a note owed", self.name):
+            self._table.update_entity(entity, mode=UpdateMode.MERGE)
+
+    def notes_overdue(self, kind: str, seen_before: datetime) -> list[dict[str, Any]]:
+        """Notes still owed since before ``seen_before`` (their message was lost): each one's data, and its
+        due time moved to now (the caller queues it again)."""
+        from azure.data.tables import UpdateMode
+
+        found = []
+        with _storage("querying the notes owed", self.name):
+            entities = self._table.query_entities(
+                "PartitionKey eq @kind and Owed eq true and SeenAt lt @cutoff",
+                parameters={"kind": kind, "cutoff": iso(seen_before)},
+            )
+            for entity in entities:
+                data = json.loads(entity.get("Data") or "{}")
+                self._table.update_entity(
+                    {"PartitionKey": kind, "RowKey": entity["RowKey"], "SeenAt": iso(self._clock.now())},
+                    mode=UpdateMode.MERGE,
+                )
+                if isinstance(data, dict):
+                    found.append(data)
+        return found
+
     def prune(self, seen_before: datetime) -> int:
         """Delete ids first seen before ``seen_before`` (batches of 100 per kind); returns how many."""
         pruned = 0

@@ -218,7 +218,6 @@ def note_overdue(runtime: Runtime, record: LedgerRecord) -> bool:
             "source": record.source,
             "ticket": record.ticket,
             "outcome": "overdue",
-            "point_request_id": record.point_request_id or "",
         },
     )
     writeback.send(runtime, record, writeback.OVERDUE)

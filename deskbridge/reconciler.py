@@ -17,6 +17,8 @@ ledger saying what is missing, and one sweep finds it:
   at a growing interval: Syskit Point is asked by request id and its answer
   applied (deskbridge.outcomes); with no outcome after
   BRIDGE_OUTCOME_OVERDUE_SECONDS: logged ``overdue`` once, its ticket told once;
+- a note owed to a ticket whose approval was refused at intake, its message
+  lost: queued again;
 - delivery ids (the signed approval routes' webhook-id) older than
   BRIDGE_DELIVERY_RETENTION_SECONDS: pruned.
 
@@ -76,6 +78,13 @@ def sweep(runtime: Runtime) -> Sweep:
         except Exception as exc:  # one record must not stop the sweep
             counts.errors += 1
             log.warning("reconciler could not handle %s/%s: %s", found.source, found.ticket, type(exc).__name__)
+    try:  # a refusal note whose message was lost (deskbridge.writeback.owe_refusal)
+        from deskbridge import writeback
+
+        counts.desk_requeued += writeback.requeue_refusals(runtime, lost_before)
+    except Exception as exc:
+        counts.errors += 1
+        log.warning("reconciler could not look for refusal notes owed: %s", type(exc).__name__)
     try:
         counts.pruned = runtime.deliveries.prune(now - timedelta(seconds=s.delivery_retention))
     except Exception as exc:

@@ -18,7 +18,8 @@ DIMENSIONS = (
     "bridge_event", "route", "source", "ticket", "outcome", "http_status", "point_status", "duration_ms",
     "attempts", "update", "setting", "secret_name", "expires_on", "days_left",
     # the reconciler's sweep
-    "examined", "stale_pending", "requeued", "desk_requeued", "resent", "pruned", "errors",
+    "examined", "stale_pending", "requeued", "desk_requeued", "resent", "pruned", "errors", "polled",
+    "settled_by_poll", "overdue",
 )
 
 

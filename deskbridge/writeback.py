@@ -144,6 +144,84 @@ def redrive(runtime: Runtime, source: str, ticket: str) -> list[str]:
     return list(again)
 
 
+# -- refusals at intake ------------------------------------------------------------------------
+
+REFUSED = "refused"  # an approval refused at intake: the update of a note is "refused:<its fingerprint>"
+_NOTES = "refusal-note"  # the kind of row in the deliveries table that holds such a note until written
+
+
+def refusal_text(problems: list[tuple[str, str]]) -> str:
+    """The note: every problem the bridge found, and what to do."""
+    lines = "\n".join(f"- {name}: {message}" for name, message in problems)
+    return (
+        "Point Desk Bridge could not send this approval to Syskit Point:\n"
+        f"{lines}\n"
+        "Correct the ticket, then approve it again."
+    )
+
+
+def owe_refusal(
+    runtime: Runtime, source: str, ticket: str, reply_to: dict[str, str], problems: list[tuple[str, str]]
+) -> bool:
+    """Note on the ticket why its approval was refused, once per distinct refusal: recorded (the deliveries
+    table), then queued; the desk-update function writes it, looking first after an unclear try, and the
+    reconciler queues it again when the message was lost. False when there is no desk to tell, or this very
+    refusal was noted before."""
+    import hashlib
+
+    reply_to = {k: v for k, v in reply_to.items() if k != "callbackUrl"}  # the desk's own ticket only
+    if not desk_targets(runtime.settings, LedgerRecord(source, ticket, Status.REJECTED, reply_to=reply_to)):
+        return False
+    canonical = json.dumps(sorted(problems), separators=(",", ":"))
+    fingerprint = hashlib.sha256(f"{source}\n{ticket}\n{canonical}".encode()).hexdigest()[:24]
+    update = f"{REFUSED}:{fingerprint}"
+    data = {"source": source, "ticket": ticket, "update": update, "replyTo": dict(reply_to),
+            "text": refusal_text(problems)}
+    if not runtime.deliveries.owe_note(_NOTES, f"{source}/{ticket}/{fingerprint}", data):
+        return False
+    _queue_refusal(runtime, data)
+    return True
+
+
+def _queue_refusal(runtime: Runtime, data: dict[str, object], check: bool = False) -> None:
+    key = QueueKey(str(data["source"]), str(data["ticket"]), str(data["update"]), str(data["update"]), check)
+    try:
+        runtime.desk_queue.schedule(key, 0)
+    except Exception as exc:  # recorded as owed: the reconciler queues it again
+        log.error("could not queue the refusal note for %s/%s: %s; the reconciler will", key.source, key.ticket,
+                  type(exc).__name__, extra={"bridge_event": "desk_update", "source": key.source,
+                                             "ticket": key.ticket, "outcome": "not_queued", "update": REFUSED})
+
+
+def requeue_refusals(runtime: Runtime, lost_before: datetime) -> int:
+    """The reconciler: refusal notes still owed since before ``lost_before`` are queued again, with a look first."""
+    owed = runtime.deliveries.notes_overdue(_NOTES, lost_before)
+    for data in owed:
+        _queue_refusal(runtime, data, check=True)
+    return len(owed)
+
+
+def _note_id(key: QueueKey) -> str:
+    return f"{key.source}/{key.ticket}/{key.update.partition(':')[2]}"
+
+
+def _refusal_note(runtime: Runtime, key: QueueKey, dequeue_count: int) -> str:
+    """Write one refusal note (failures propagate: the host delivers the message again, then poisons it)."""
+    data = runtime.deliveries.owed_note(_NOTES, _note_id(key))
+    if data is None:
+        _log(key, "superseded", "refusal note for %s/%s: written or given up already", key.source, key.ticket)
+        return "superseded"
+    record = LedgerRecord(key.source, key.ticket, Status.REJECTED, reply_to=dict(data.get("replyTo") or {}))
+    check = key.check or dequeue_count > 1
+    for step in _steps(runtime, record, key.update, str(data.get("text") or "")):
+        if check and step.written is not None and step.written():
+            continue
+        step.write()
+    runtime.deliveries.settle_note(_NOTES, _note_id(key), "written")
+    _log(key, "written", "refusal note written for %s/%s", key.source, key.ticket)
+    return "written"
+
+
 # -- the desk-updates queue ----------------------------------------------------------------
 
 
@@ -161,6 +239,8 @@ def desk_update(runtime: Runtime, message: str, dequeue_count: int = 1) -> str:
     except ValueError:
         log.error("dropped a malformed desk-update message")
         return "malformed"
+    if key.update.startswith(f"{REFUSED}:"):
+        return _refusal_note(runtime, key, dequeue_count)
     record = runtime.ledger.get(key.source, key.ticket)
     if record is None or not key.update:
         return "unknown"
@@ -218,6 +298,9 @@ def poisoned(runtime: Runtime, message: str) -> str:
     )
     if key is None or not key.update:
         return "malformed"
+    if key.update.startswith(f"{REFUSED}:"):
+        runtime.deliveries.settle_note(_NOTES, _note_id(key), "gave-up")
+        return "failed"
     _settle_owed(runtime, key, f"{key.update}:gave-up", only_token=key.token)
     return "failed"
 
@@ -294,9 +377,10 @@ def outcome_text(record: LedgerRecord, update: str) -> str:
     )
 
 
-def _steps(runtime: Runtime, record: LedgerRecord, update: str) -> list[Step]:
+def _steps(runtime: Runtime, record: LedgerRecord, update: str, text: str = "") -> list[Step]:
+    """The writes of one update, in order (``text``: the note, when it is not the outcome's)."""
     s = runtime.settings
-    text = outcome_text(record, update)
+    text = text or outcome_text(record, update)
     steps: list[Step] = []
     targets = desk_targets(s, record)
 

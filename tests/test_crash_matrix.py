@@ -32,6 +32,7 @@ from crash_harness import (
     Cell,
     Outbound,
     check,
+    desk_writes,
     finish,
     install,
     queue_client,
@@ -69,6 +70,7 @@ def fresh(bridge: Any) -> None:
         "POINT_RETRY_BUDGET_SECONDS": "0.5",
     })
     bridge.stack.reset()
+    bridge.stack.point.clock = bridge.clock.time  # Syskit Point's requests move on with the bridge's time
     bridge.stack.vault.set_secret("provision-signing", SIGNING)
     bridge.sdk_options = {"retry_total": 0}
     bridge.restart()
@@ -332,6 +334,72 @@ def reconcile_run(cell: Cell) -> None:
     run_guarded(cell, lambda: functions()["reconcile"].get_user_function()(None))
 
 
+def poll_setup(cell: Cell) -> None:
+    """No Syskit Point event came for the approval (no webhook registered): the sweep asks by request id, and
+    Syskit Point says completed. The flow is the poll: its GET, the ledger write, the desk-update message."""
+    bridge = cell.bridge
+    assert approve(bridge, "APO-1")[0] == 201
+    bridge.clock.advance(bridge.runtime.settings.outcome_poll_after + 1)
+    cell.tickets = [("jira", "APO-1")]
+
+
+def overdue_setup(cell: Cell) -> None:
+    """Syskit Point says "still running" for a day: the sweep asks (a GET, a write), then marks the request
+    overdue and owes its ticket the note (a write, a message)."""
+    bridge = cell.bridge
+    assert approve(bridge, "APO-1")[0] == 201
+    record = bridge.record("jira", "APO-1")
+    bridge.stack.point.status_answers[record.point_request_id] = {"status": "InProgress"}
+    bridge.clock.advance(bridge.runtime.settings.outcome_overdue + 1)
+    cell.tickets = [("jira", "APO-1")]
+
+
+def overdue_noted_once(cell: Cell) -> list[str]:
+    from deskbridge.desks import step_marker
+
+    record = cell.bridge.record("jira", "APO-1")
+    marker = step_marker("jira", "APO-1", "overdue", "overdue:jira-comment")
+    written = desk_writes(cell.bridge.stack, "jira-comment", marker)
+    if record is None or not record.overdue_at or written != 1:
+        return [f"jira/APO-1: overdue at {record.overdue_at if record else '-'}, its note written {written} times"]
+    return []
+
+
+def same_name_setup(cell: Cell) -> None:
+    """Two tickets asked for one workspace name; Syskit Point's event names it, and only APO-2's request is done
+    when asked by request id. The flow is the event: the two GETs, then the write for the one confirmed."""
+    bridge = cell.bridge
+    for ticket in ("APO-1", "APO-2"):
+        data, headers = signed(body_for(bridge, ticket) | {"displayName": "Project Shared", "desiredUrl": ticket})
+        assert bridge.http("provision", data, headers=headers)[0] == 201
+    first, second = bridge.record("jira", "APO-1"), bridge.record("jira", "APO-2")
+    bridge.stack.point.status_answers.update({first.point_request_id: {"status": "InProgress"},
+                                              second.point_request_id: {"status": "Completed"}})
+    cell.tickets = [("jira", "APO-1"), ("jira", "APO-2")]
+    cell.notes["request"] = point_event(bridge, "completed", "Project Shared")
+
+
+def only_the_confirmed_one(cell: Cell) -> list[str]:
+    """APO-1's request was never said to be done: whatever happened, it did not take APO-2's outcome."""
+    first = cell.bridge.record("jira", "APO-1")
+    if first is not None and first.status == "completed":
+        return [f"jira/APO-1: settled by an event Syskit Point confirmed for APO-2 ({first.history})"]
+    return []
+
+
+def given_up_setup(cell: Cell) -> None:
+    """Jira refused the completed note (400: not retried), so the update was given up; an operator replays it."""
+    from crash_harness import run_due
+
+    bridge = cell.bridge
+    bridge.stack.jira.fail_next(1, 400, method="POST", body={"errorMessages": ["comments are closed"]})
+    event_setup(cell)
+    data, headers = cell.notes.pop("request")
+    assert bridge.http("point_events", data, headers=headers)[1]["status"] == "completed"
+    run_due(bridge)
+    assert "completed:gave-up" in bridge.record("jira", "APO-1").desk_updates
+
+
 @dataclass(frozen=True)
 class Flow:
     name: str
@@ -368,6 +436,11 @@ FLOWS = [
     Flow("retry redelivered, claim pending", claimed_setup, queue_run("BRIDGE_RETRY_QUEUE", "retry"),
          "BRIDGE_RETRY_QUEUE"),
     Flow("replay of a stale pending", stale_replay_setup, replay_run),
+    Flow("poll by request id (no webhook)", poll_setup, reconcile_run),
+    Flow("poll says running, then overdue", overdue_setup, reconcile_run, expect=overdue_noted_once),
+    Flow("event for two open requests of one name", same_name_setup, http_run("point_events"),
+         expect=only_the_confirmed_one),
+    Flow("replay of a desk update given up", given_up_setup, replay_run),
 ]
 
 
