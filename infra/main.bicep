@@ -251,7 +251,7 @@ param bridgeDeliveryRetentionSeconds string = ''
 @description('BRIDGE_UNCERTAIN_RESEND_AFTER_SECONDS: re-send an uncertain request when no Syskit Point event came within this many seconds (empty: off)')
 param bridgeUncertainResendAfterSeconds string = ''
 
-@description('BRIDGE_OUTCOME_POLL_AFTER_SECONDS: ask Syskit Point for a request's status when no event came for this many seconds, then at a growing interval (empty: 900)')
+@description('BRIDGE_OUTCOME_POLL_AFTER_SECONDS: ask Syskit Point for the status of a request when no event came for this many seconds, then at a growing interval (empty: 900)')
 param bridgeOutcomePollAfterSeconds string = ''
 
 @description('BRIDGE_OUTCOME_OVERDUE_SECONDS: a request with no outcome this long after it was sent is logged as overdue once and noted on its ticket (empty: 86400)')
