@@ -84,7 +84,12 @@ def accept(
     except REFUSALS as exc:
         result = refusal(exc)
         if isinstance(exc, RefusedApproval) and not preflight:
-            _tell_the_ticket(runtime, route, exc)
+            try:
+                _tell_the_ticket(runtime, route, exc)
+            except StorageError as lost:  # not recorded: a 503, so the desk sends it again and the note follows
+                refused = result.body["errors"]
+                result = storage_answer(lost)
+                result.body["errors"] = refused + result.body["errors"]
     except StorageError as exc:
         result = storage_answer(exc)
     except Exception:
@@ -118,7 +123,8 @@ def accept(
 def _tell_the_ticket(runtime: Runtime, route: str, refused: RefusedApproval) -> None:
     """When write-back is configured, the desk's own ticket gets a note naming every problem, once per distinct
     refusal (deskbridge.writeback.owe_refusal): recorded and queued here, written by the desk-update function,
-    so the answer never waits for the desk. Only on the desk's own route: /api/provision never writes."""
+    so the answer never waits for the desk. Only on the desk's own route: /api/provision never writes.
+    StorageError propagates: the note could not be recorded, and the caller answers 503 so the desk retries."""
     ticket = refused.ticket
     if route not in ("jira", "servicenow") or ticket.source != route or not ticket.id:
         return
@@ -127,10 +133,9 @@ def _tell_the_ticket(runtime: Runtime, route: str, refused: RefusedApproval) -> 
     problems = [(e.field, e.message) for e in refused.errors]
     try:
         owed = writeback.owe_refusal(runtime, ticket.source, ticket.id, refused.reply_to, problems)
-    except (StorageError, ConfigurationError) as exc:  # the answer still goes out; the log says what was lost
-        log.error("could not record the refusal note for %s/%s: %s", ticket.source, ticket.id, exc,
-                  extra={"bridge_event": "desk_update", "source": ticket.source, "ticket": ticket.id,
-                         "outcome": "not_recorded", "update": "refused"})
+    except ConfigurationError as exc:  # a desk setting (already answered 503 elsewhere): the refusal stands
+        log.error("could not note the refusal on %s/%s: %s", ticket.source, ticket.id, exc,
+                  extra={"bridge_event": "config", "setting": exc.setting})
         return
     if owed:
         log.info("refusal of %s/%s queued as a note on the ticket", ticket.source, ticket.id,

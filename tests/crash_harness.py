@@ -73,6 +73,8 @@ class Outbound:
             name = name.split("(")[0]
             kind = next((k for k in ("ledger", "deliveries", "retries", "desk") if name.startswith(k)), name)
             path = f"/{kind}{'-poison' if name.endswith('-poison') else ''}" + (f"/{rest}" if rest else "")
+        if service == "point" and path.startswith("/v1.0/provision/requests/"):  # each run has its own request id
+            path = "/v1.0/provision/requests/{id}"
         return f"{service} {request.method} {path}"
 
     @contextmanager
