@@ -99,7 +99,7 @@ def _reason(reading: Reading) -> str:
     return f"Syskit Point did not provision it (status {reading.status})"
 
 
-def apply_reading(runtime: Runtime, record: LedgerRecord, reading: Reading, *, by: str = "poll") -> str:
+def apply_reading(runtime: Runtime, record: LedgerRecord, reading: Reading) -> str:
     """What one answer means for the record, written (one ledger write, then the desk update). Returns
     the outcome for the counts: completed, point_failed, rejected, found (uncertain -> submitted), running,
     unreadable, or "" when the record changed meanwhile and the answer no longer applies."""
@@ -141,7 +141,7 @@ def apply_reading(runtime: Runtime, record: LedgerRecord, reading: Reading, *, b
         runtime.ledger.change(source, ticket, waited)
         return "running"
     fields: dict[str, Any] = dict(asked)
-    error = None
+    error = ""  # completed, or found running: an uncertain request's reason no longer holds
     if event == Event.POLLED_COMPLETED:
         fields["url"] = reading.url or record.url
     elif event in (Event.POLLED_FAILED, Event.POLLED_REFUSED):
@@ -156,12 +156,11 @@ def apply_reading(runtime: Runtime, record: LedgerRecord, reading: Reading, *, b
         return ""
     outcome = "found" if event == Event.POLLED_RUNNING else str(moved.record.status)
     log.info(
-        "%s/%s is %s: Syskit Point's status answer (%s) by its request id (%s)",
+        "%s/%s is %s: Syskit Point's status answer by its request id says %s",
         source,
         ticket,
         moved.record.status,
         reading.status,
-        by,
         extra={"bridge_event": "poll", "source": source, "ticket": ticket, "outcome": outcome},
     )
     return outcome
@@ -189,23 +188,18 @@ def note_overdue(runtime: Runtime, record: LedgerRecord) -> bool:
 
     now = runtime.clock.now()
 
+    marked: list[bool] = []
+
     def mark(latest: LedgerRecord) -> LedgerRecord | None:
-        if not overdue_due(runtime, latest, now):
+        marked.clear()
+        if not overdue_due(runtime, latest, now):  # noted already (another sweep), or settled meanwhile
             return None
         latest.overdue_at = iso(now)
         writeback.owe(runtime, latest, writeback.OVERDUE, now)
+        marked.append(True)
         return latest
 
-    marked: list[LedgerRecord] = []
-
-    def mark_once(latest: LedgerRecord) -> LedgerRecord | None:
-        marked.clear()
-        changed = mark(latest)
-        if changed is not None:
-            marked.append(changed)
-        return changed
-
-    record = runtime.ledger.change(record.source, record.ticket, mark_once) or record
+    record = runtime.ledger.change(record.source, record.ticket, mark) or record
     if not marked:
         return False
     log.error(
