@@ -123,15 +123,21 @@ def show(runtime: Runtime, source: str, ticket: str, headers: Mapping[str, str])
     return Answer(200, operator.detail(record))
 
 
-def act(runtime: Runtime, action: str, source: str, ticket: str, headers: Mapping[str, str]) -> Answer:
-    """POST /api/operator/requests/{source}/{ticket}/replay or /erase."""
+def act(
+    runtime: Runtime, action: str, source: str, ticket: str, headers: Mapping[str, str], what: str = "auto"
+) -> Answer:
+    """POST /api/operator/requests/{source}/{ticket}/replay (``?what=request|desk|auto``) or /erase."""
     wrong = _ticket(source, ticket)
     if wrong:
         return wrong
+    if action == "replay" and what not in operator.WHAT:
+        return answer(
+            "unknown", 400, TicketRef(source, ticket), [FieldError("what", f"one of {', '.join(operator.WHAT)}")]
+        )
     who = actor(headers)
     try:
         if action == "replay":
-            record = operator.replay(runtime, source, ticket, who)
+            record = operator.replay(runtime, source, ticket, who, what)
             return Answer(200, {"action": "replay", "request": operator.detail(record)})
         record, removed = operator.erase(runtime, source, ticket, who)
         return Answer(200, {"action": "erase", "erased": removed, "request": operator.detail(record)})

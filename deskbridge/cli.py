@@ -235,7 +235,7 @@ def _list_setup(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", default="", help="only requests created at or after this time (ISO 8601, UTC "
                                                      "unless it says otherwise), e.g. 2026-12-01")
     parser.add_argument("--overdue", action="store_true",
-                        help="only open requests older than BRIDGE_OUTCOME_OVERDUE_SECONDS (with no outcome yet)")
+                        help="only requests with no outcome from Syskit Point after BRIDGE_OUTCOME_OVERDUE_SECONDS")
     parser.set_defaults(func=_list)
 
 
@@ -252,6 +252,7 @@ def operator_name() -> str:
 
 def _list(args: argparse.Namespace) -> int:
     from deskbridge import operator
+    from deskbridge.ledger import AWAITING_OUTCOME
 
     if args.all or args.overdue:
         statuses = tuple(args.status) if args.status else None
@@ -264,19 +265,31 @@ def _list(args: argparse.Namespace) -> int:
     page = operator.find(runtime(), statuses, args.source, since, args.overdue)
     records = sorted(page.records, key=lambda r: r.created_at)
     rows = [{"source": r.source, "ticket": r.ticket, "status": r.status, "attempts": r.attempts,
-             "last_error": r.last_error, "next_attempt": r.next_attempt_at, "created": r.created_at}
+             "last_error": r.last_error, "next_attempt": r.next_attempt_at, "created": r.created_at,
+             "request_id": r.point_request_id or ("(none: events only)" if r.status in AWAITING_OUTCOME else ""),
+             "overdue_since": r.overdue_at if r.status in AWAITING_OUTCOME else ""}
             for r in records]
-    emit(args, rows, rows, ("source", "ticket", "status", "attempts", "last_error", "next_attempt"))
+    columns = ["source", "ticket", "status", "attempts", "last_error", "next_attempt"]
+    if args.overdue or any(r["request_id"].startswith("(none") for r in rows):
+        columns.append("request_id")
+    if args.overdue:
+        columns.append("overdue_since")
+    emit(args, rows, rows, columns)
     return 0
 
 
-@command("replay", "queue a failed, uncertain or rejected request for another attempt (after checking Syskit Point)",
-         needs=("storage",))
+@command("replay", "queue a failed, uncertain, rejected or point_failed request for another attempt (after checking "
+         "Syskit Point), or write a ticket update that was given up again", needs=("storage",))
 def _replay_setup(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="jira, servicenow, provision, ...")
     parser.add_argument("ticket", help="the ticket id, e.g. HR-42 or RITM0010452")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation (needed with --json)")
-    parser.set_defaults(func=_replay)
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--request", dest="what", action="store_const", const="request",
+                       help="a new attempt at Syskit Point, even when a ticket update was given up")
+    which.add_argument("--desk", dest="what", action="store_const", const="desk",
+                       help="only the ticket updates that were given up, written again")
+    parser.set_defaults(func=_replay, what="auto")
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -289,21 +302,34 @@ def _replay(args: argparse.Namespace) -> int:
     if record is None:
         raise Failure(Problem(f"no request is recorded for {args.source}/{args.ticket}",
                               "python -m deskbridge list --all shows what is recorded"))
+    from deskbridge.writeback import given_up
+
+    desk = given_up(record)
+    to_desk = args.what == "desk" or (args.what == "auto" and operator.desk_first(record))
     if not args.yes:
         print(f"{args.source}/{args.ticket} is {record.status} (last error: {record.last_error or '-'}).")
-        if record.status == "uncertain":
-            print("It may already exist in Syskit Point: check there first, or it may be provisioned twice.")
+        if to_desk:
+            question = f"Write the ticket update(s) given up ({', '.join(desk) or 'none'}) again? [y/N] "
+        else:
+            if record.status == "uncertain":
+                print("It may already exist in Syskit Point: check there first, or it may be provisioned twice.")
+            if desk:
+                print(f"Ticket update(s) given up: {', '.join(desk)} (replay --desk writes them again).")
+            question = "Send it to Syskit Point again? [y/N] "
         if not sys.stdin.isatty():
             raise Failure(Problem("not confirmed: there is no terminal to ask in",
                                   "run it in a terminal, or add --yes"))
-        if input("Send it to Syskit Point again? [y/N] ").strip().lower() not in ("y", "yes"):
+        if input(question).strip().lower() not in ("y", "yes"):
             print("Nothing done.")
             return 1
     try:
-        replayed = operator.replay(current, args.source, args.ticket, operator_name())
+        replayed = operator.replay(current, args.source, args.ticket, operator_name(),
+                                   "desk" if to_desk else "request")
     except (ValueError, LookupError) as exc:
         raise Failure(str(exc)) from None
-    emit(args, replayed.summary() if args.json else f"{args.source}/{args.ticket} queued for an attempt now.")
+    done = (f"{args.source}/{args.ticket}: ticket update(s) {', '.join(desk)} queued to be written again."
+            if to_desk else f"{args.source}/{args.ticket} queued for an attempt now.")
+    emit(args, replayed.summary() if args.json else done)
     return 0
 
 

@@ -1,7 +1,10 @@
 """Closing the loop: Syskit Point's webhooks in.
 
 An event is verified on its raw bytes, correlated to the ledger by workspace
-name and type (the oldest open request first), and settles that request;
+name and type, and settles that request; when several open requests share
+the name and type, Syskit Point is asked about each by its request id and
+only the one it confirms is settled (none, when it confirms none or several:
+the reconciler's poll settles them later);
 the ticket is then owed the outcome (deskbridge.writeback writes it).
 
 Each idempotency key is applied once: it is stored on the record it settled,
@@ -106,14 +109,31 @@ def _settle(runtime: Runtime, event_type: str, content: dict[str, Any], workspac
         )
         return answer("unmatched", 202, event=event_type)
     if len(candidates) > 1:
-        log.warning(
-            "Syskit Point event %s for %r matches %d open requests; settling the oldest, %s/%s",
+        # Two tickets asked for one name (a resubmission, two bridges, Syskit Point's own UI): the event does
+        # not say which request it is about, so Syskit Point is asked about each by its request id.
+        from deskbridge import outcomes
+
+        confirmed = outcomes.confirmed(runtime, candidates, event)
+        if len(confirmed) != 1:
+            log.warning(
+                "Syskit Point event %s for %r matches %d open requests and Syskit Point confirmed %s of them by "
+                "request id; settling none (the reconciler asks about each later)",
+                event_type,
+                content["name"][:100],
+                len(candidates),
+                len(confirmed) or "none",
+                extra={"bridge_event": "point_event", "outcome": "unconfirmed"},
+            )
+            return answer("unconfirmed", 202, event=event_type)
+        log.info(
+            "Syskit Point event %s for %r matches %d open requests; Syskit Point confirmed %s/%s by request id",
             event_type,
             content["name"][:100],
             len(candidates),
-            candidates[0].source,
-            candidates[0].ticket,
+            confirmed[0].source,
+            confirmed[0].ticket,
         )
+        candidates = confirmed
     change = Change(event, error=_error(event, content), fields=_fields(event, content), event_key=key)
     for target in candidates:
         already = False

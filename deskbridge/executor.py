@@ -57,8 +57,17 @@ class Moved:
 
 def apply(runtime: Runtime, record: LedgerRecord, change: Change) -> tuple[Effect, ...]:
     """Move ``record`` (in memory) to its new state with everything the effects will need."""
-    state, effects = transition(record.status or NEW, change.event)
+    before = record.status or NEW
+    state, effects = transition(before, change.event)
     now = runtime.clock.now()
+    if before == Status.FAILED_IN_POINT and change.event == Event.REPLAY:
+        # A new attempt, recorded as such: what Syskit Point said last time no longer holds, and the
+        # ticket's updates of this round are new ones (their own step names and markers).
+        record.outcome_round += 1
+        for name in ("point_request_id", "url", "microsoft_id", "correlation_id", "polled_at", "poll_unreadable",
+                     "overdue_at", "submitted_at"):
+            setattr(record, name, "")
+        record.polls = 0
     record.status = state
     record.remember(f"{change.event}>{state}")
     if change.attempted:

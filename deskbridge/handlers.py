@@ -95,7 +95,7 @@ def admin(action: str, req: func.HttpRequest) -> func.HttpResponse:
         elif action == "show":
             result = operator_routes.show(current, source, ticket, headers)
         else:
-            result = operator_routes.act(current, action, source, ticket, headers)
+            result = operator_routes.act(current, action, source, ticket, headers, req.params.get("what", "auto"))
     except Exception:
         return _internal_error(f"operator {action}")
     return _json(result.http_status, result.body)

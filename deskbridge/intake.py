@@ -47,6 +47,15 @@ class Delivery:
     repeat: bool  # seen before with the same body: a retry of a delivery whose handling may have died
 
 
+class RefusedApproval(InvalidRequest):
+    """An approval refused for what its ticket holds: the ticket is known, so it can be told why."""
+
+    def __init__(self, refused: InvalidRequest, ticket: TicketRef, reply_to: dict[str, str]) -> None:
+        super().__init__(refused.errors, refused.http_status)
+        self.ticket = ticket
+        self.reply_to = reply_to
+
+
 @dataclass(frozen=True)
 class Understood:
     """An approval as the bridge reads it: the ticket, the validated request, what the desk adapter said."""
@@ -74,6 +83,13 @@ def accept(
                                                                                      delivery)
     except REFUSALS as exc:
         result = refusal(exc)
+        if isinstance(exc, RefusedApproval) and not preflight:
+            try:
+                _tell_the_ticket(runtime, route, exc)
+            except StorageError as lost:  # not recorded: a 503, so the desk sends it again and the note follows
+                refused = result.body["errors"]
+                result = storage_answer(lost)
+                result.body["errors"] = refused + result.body["errors"]
     except StorageError as exc:
         result = storage_answer(exc)
     except Exception:
@@ -102,6 +118,29 @@ def accept(
         },
     )
     return result
+
+
+def _tell_the_ticket(runtime: Runtime, route: str, refused: RefusedApproval) -> None:
+    """When write-back is configured, the desk's own ticket gets a note naming every problem, once per distinct
+    refusal (deskbridge.writeback.owe_refusal): recorded and queued here, written by the desk-update function,
+    so the answer never waits for the desk. Only on the desk's own route: /api/provision never writes.
+    StorageError propagates: the note could not be recorded, and the caller answers 503 so the desk retries."""
+    ticket = refused.ticket
+    if route not in ("jira", "servicenow") or ticket.source != route or not ticket.id:
+        return
+    from deskbridge import writeback
+
+    problems = [(e.field, e.message) for e in refused.errors]
+    try:
+        owed = writeback.owe_refusal(runtime, ticket.source, ticket.id, refused.reply_to, problems)
+    except ConfigurationError as exc:  # a desk setting (already answered 503 elsewhere): the refusal stands
+        log.error("could not note the refusal on %s/%s: %s", ticket.source, ticket.id, exc,
+                  extra={"bridge_event": "config", "setting": exc.setting})
+        return
+    if owed:
+        log.info("refusal of %s/%s queued as a note on the ticket", ticket.source, ticket.id,
+                 extra={"bridge_event": "desk_update", "source": ticket.source, "ticket": ticket.id,
+                        "outcome": "queued", "update": "refused"})
 
 
 def status(runtime: Runtime, source: str, ticket: str) -> Answer:
@@ -213,9 +252,9 @@ def _understand(
         # "at least one owner is required").
         more = invalid.beyond([e for p in problems for e in p.errors])
         problems += [InvalidRequest(more, invalid.http_status)] if more else []
-        raise InvalidRequest.joined(problems) from None
+        raise RefusedApproval(InvalidRequest.joined(problems), approval.ticket, dict(approval.reply_to)) from None
     if problems:
-        raise InvalidRequest.joined(problems)
+        raise RefusedApproval(InvalidRequest.joined(problems), approval.ticket, dict(approval.reply_to))
     ticket = approval.ticket
     if not ticket.id:
         from deskbridge.desks.generic import body_ticket_id

@@ -55,6 +55,13 @@ _HISTORY = 30  # transitions kept on a record, newest last
 _EVENT_KEYS = 10  # Syskit Point idempotency keys kept on a record
 
 
+# Statuses that wait for Syskit Point's word (an event, or the answer to a poll by request id).
+AWAITING_OUTCOME = ("submitted", "provisioning", "uncertain")
+NO_REQUEST_ID = (
+    "events only: Syskit Point's answer held no request id, so the bridge cannot ask for this request's status"
+)
+
+
 class StaleRecord(Exception):
     """Someone else changed the record since it was read."""
 
@@ -99,6 +106,13 @@ class LedgerRecord:
     desk_owed: dict[str, dict[str, str]] = field(default_factory=dict)
     erased_at: str = ""  # when the people in its body were removed (retention, or an operator's erase)
     shape: int = RECORD_SHAPE  # the shape it was read in (1: written by release 0.1.0); written as the current one
+    # Asking Syskit Point by request id (the reconciler, when no event came): when last asked, how often so far,
+    # and the keys of an answer it could not read (logged once per request).
+    polled_at: str = ""
+    polls: int = 0
+    poll_unreadable: str = ""
+    overdue_at: str = ""  # when it was logged (and noted on its ticket) as overdue: once
+    outcome_round: int = 0  # replays of a point_failed request: each round's desk updates are its own
     etag: str = field(default="", repr=False)
     # Properties a newer release wrote that this one does not know: written back untouched.
     unknown: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -140,6 +154,10 @@ class LedgerRecord:
             shown["correlationId"] = self.correlation_id
         if self.warnings:
             shown["warnings"] = list(self.warnings)
+        if self.status in AWAITING_OUTCOME and not self.point_request_id:
+            shown["outcomeBy"] = NO_REQUEST_ID
+        if self.overdue_at and self.status in AWAITING_OUTCOME:
+            shown["overdueSince"] = self.overdue_at
         return shown
 
     def point_body(self) -> dict[str, Any]:
@@ -148,7 +166,8 @@ class LedgerRecord:
 
 _PROPERTY = {f.name: "".join(part.capitalize() for part in f.name.split("_")) for f in fields(LedgerRecord)}
 _JSON_FIELDS = ("reply_to", "warnings", "desk_updates", "history", "events", "desk_owed")
-_INT_FIELDS = ("template_id", "owner_count", "member_count", "point_status", "attempts", "replay_base", "sends")
+_INT_FIELDS = ("template_id", "owner_count", "member_count", "point_status", "attempts", "replay_base", "sends",
+               "polls", "outcome_round")
 _NAMES = tuple(f.name for f in fields(LedgerRecord))
 _NOT_STORED = ("etag", "unknown", "shape")  # shape is written as max(read, RECORD_SHAPE), below
 # A property left out reads back as the field's default (from_entity), so empty ones are not
@@ -224,6 +243,7 @@ class Stranded:
     desk_owed: dict[str, dict[str, str]]
     name_key: str
     workspace_type: str
+    point_request_id: str = ""
 
 
 @contextmanager
@@ -417,12 +437,18 @@ class Ledger:
         return sorted(records, key=lambda r: parse_iso(r.created_at) or _EARLIEST)
 
     def stranded(
-        self, stale_before: datetime, lost_before: datetime, uncertain_before: datetime | None = None
+        self,
+        stale_before: datetime,
+        lost_before: datetime,
+        uncertain_before: datetime | None = None,
+        quiet_before: datetime | None = None,
     ) -> Iterator[Stranded]:
         """Records a sweep must look at, filtered by the Table service: pending since before
         ``stale_before``, queued with a next attempt before ``lost_before``, a desk update due before
-        ``lost_before``, and (optionally) uncertain since before ``uncertain_before``. Settled records,
-        nearly all of a big ledger, never leave the service."""
+        ``lost_before``, (optionally) uncertain since before ``uncertain_before``, and (optionally) waiting for
+        Syskit Point's word (submitted, provisioning, uncertain) with no change since before ``quiet_before``:
+        a poll or the overdue note may be due. Settled records, nearly all of a big ledger, never leave the
+        service."""
         # The SDK substitutes @names split on spaces: keep a space after each one.
         clauses = [
             "(Status eq 'pending' and UpdatedAt lt @stale )",
@@ -433,8 +459,14 @@ class Ledger:
         if uncertain_before is not None:
             clauses.append("(Status eq 'uncertain' and UpdatedAt lt @uncertain )")
             params["uncertain"] = iso(uncertain_before)
+        if quiet_before is not None:
+            clauses += [
+                "((Status eq 'submitted' or Status eq 'provisioning') and UpdatedAt lt @quiet )",
+                "(Status eq 'uncertain' and PointRequestId ne '' and UpdatedAt lt @quiet )",
+            ]
+            params["quiet"] = iso(quiet_before)
         columns = ["PartitionKey", "RowKey", "Status", "UpdatedAt", "NextAttemptAt", "DeskOwed", "NameKey",
-                   "WorkspaceType"]
+                   "WorkspaceType", "PointRequestId"]
         with _storage("querying the ledger", self.name):
             for entity in self._table.query_entities(" or ".join(clauses), parameters=params, select=columns):
                 owed = entity.get("DeskOwed")
@@ -447,6 +479,7 @@ class Ledger:
                     desk_owed=json.loads(owed) if isinstance(owed, str) and owed else {},
                     name_key=entity.get("NameKey", ""),
                     workspace_type=entity.get("WorkspaceType", ""),
+                    point_request_id=entity.get("PointRequestId", "") or "",
                 )
 
 
@@ -506,6 +539,67 @@ class Deliveries:
         """Undo first_time when handling failed, so the sender's retry is processed."""
         with _storage("forgetting a delivery id", self.name):
             self._table.delete_entity(kind, _row_key(delivery_id))
+
+    # -- notes owed to a ticket that has no ledger record (an approval refused at intake) ----------------
+
+    def owe_note(self, kind: str, note_id: str, data: dict[str, Any]) -> bool:
+        """Record a note a ticket is owed (``data``: what writing it needs), once per id; False when the id was
+        recorded before (written, or still owed)."""
+        from azure.core.exceptions import ResourceExistsError
+
+        entity = {"PartitionKey": kind, "RowKey": _row_key(note_id), "SeenAt": iso(self._clock.now()),
+                  "Owed": True, "Data": json.dumps(data)}
+        with _storage("recording a note owed", self.name):
+            try:
+                self._table.create_entity(entity)
+            except ResourceExistsError:
+                return False
+        return True
+
+    def owed_note(self, kind: str, note_id: str) -> dict[str, Any] | None:
+        """What writing the note needs, while it is owed; None when it is written, given up or unknown."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with _storage("reading a note owed", self.name):
+            try:
+                entity = self._table.get_entity(kind, _row_key(note_id))
+            except ResourceNotFoundError as exc:
+                if _missing_table(exc):
+                    raise
+                return None
+        if not entity.get("Owed"):
+            return None
+        data = json.loads(entity.get("Data") or "{}")
+        return data if isinstance(data, dict) else None
+
+    def settle_note(self, kind: str, note_id: str, outcome: str) -> None:
+        """The note is owed no longer (``outcome``: written, or gave-up)."""
+        from azure.data.tables import UpdateMode
+
+        entity = {"PartitionKey": kind, "RowKey": _row_key(note_id), "Owed": False, "Outcome": outcome}
+        with _storage("settling a note owed", self.name):
+            self._table.update_entity(entity, mode=UpdateMode.MERGE)
+
+    def notes_overdue(self, kind: str, seen_before: datetime) -> list[dict[str, Any]]:
+        """Notes still owed since before ``seen_before`` (their message was lost): each one's data, and its
+        due time moved to now (the caller queues it again)."""
+        from azure.data.tables import UpdateMode
+
+        found = []
+        with _storage("querying the notes owed", self.name):
+            entities = self._table.query_entities(
+                "PartitionKey eq @kind and Owed eq true and SeenAt lt @cutoff",
+                parameters={"kind": kind, "cutoff": iso(seen_before)},
+            )
+            for entity in entities:
+                data = json.loads(entity.get("Data") or "{}")
+                self._table.update_entity(
+                    {"PartitionKey": kind, "RowKey": entity["RowKey"], "SeenAt": iso(self._clock.now())},
+                    mode=UpdateMode.MERGE,
+                )
+                if isinstance(data, dict):
+                    found.append(data)
+        return found
 
     def prune(self, seen_before: datetime) -> int:
         """Delete ids first seen before ``seen_before`` (batches of 100 per kind); returns how many."""

@@ -42,6 +42,11 @@ class Event(StrEnum):
     EVENT_STARTED = "event_started"  # Syskit Point webhooks
     EVENT_COMPLETED = "event_completed"
     EVENT_FAILED = "event_failed"
+    # The reconciler asked Syskit Point for the request's status by its request id (no event came in time)
+    POLLED_RUNNING = "polled_running"  # it exists and is not done: an uncertain request did reach Syskit Point
+    POLLED_COMPLETED = "polled_completed"
+    POLLED_FAILED = "polled_failed"
+    POLLED_REFUSED = "polled_refused"  # rejected, declined or cancelled in Syskit Point
 
 
 class Effect(StrEnum):
@@ -63,6 +68,12 @@ _SETTLED_BY_EVENTS = {
     E.EVENT_STARTED: (V, (A.NOTIFY_DESK,)),
     E.EVENT_COMPLETED: (C, (A.NOTIFY_DESK,)),
     E.EVENT_FAILED: (X, (A.NOTIFY_DESK,)),
+}
+# What a status answer settles: the same states and desk updates as the events.
+_SETTLED_BY_POLLS = {
+    E.POLLED_COMPLETED: (C, (A.NOTIFY_DESK,)),
+    E.POLLED_FAILED: (X, (A.NOTIFY_DESK,)),
+    E.POLLED_REFUSED: (R, (A.NOTIFY_DESK,)),
 }
 
 # (state, event) -> (new state, effects, in order). Anything not here is dropped.
@@ -96,6 +107,7 @@ TABLE: dict[tuple[str, Event], tuple[Status, tuple[Effect, ...]]] = {
     (U, E.REPLAY): (Q, (A.RETRY_NOW, A.RESTART_SCHEDULE)),
     (F, E.REPLAY): (Q, (A.RETRY_NOW, A.RESTART_SCHEDULE)),
     (R, E.REPLAY): (Q, (A.RETRY_NOW, A.RESTART_SCHEDULE)),
+    (X, E.REPLAY): (Q, (A.RETRY_NOW, A.RESTART_SCHEDULE)),  # a new attempt after Syskit Point's failure
     (R, E.RESUBMITTED): (P, (A.CALL_POINT,)),
     (R, E.NOT_READY): (Q, (A.RETRY_LATER,)),
     (R, E.MISCONFIGURED): (Q, (A.RETRY_LATER, A.ALERT_CONFIG)),
@@ -103,10 +115,13 @@ TABLE: dict[tuple[str, Event], tuple[Status, tuple[Effect, ...]]] = {
     **{(state, event): outcome for state in (P, S, Q, U) for event, outcome in _SETTLED_BY_EVENTS.items()},
     (V, E.EVENT_COMPLETED): (C, (A.NOTIFY_DESK,)),
     (V, E.EVENT_FAILED): (X, (A.NOTIFY_DESK,)),
+    # the reconciler's poll by request id (submitted, provisioning, or uncertain with a request id)
+    **{(state, event): outcome for state in (S, V, U) for event, outcome in _SETTLED_BY_POLLS.items()},
+    (U, E.POLLED_RUNNING): (S, ()),  # Syskit Point has it: the operator's question is answered
 }
 
 STATES: tuple[str, ...] = (NEW, P, Q, S, R, U, F, V, C, X)
-FINAL = frozenset({C, X})  # nothing moves them
+FINAL = frozenset({C})  # nothing moves it (point_failed only by an operator's replay)
 
 
 class InvalidTransition(ValueError):

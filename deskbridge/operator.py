@@ -3,10 +3,16 @@ operator routes (``/api/operator/requests...``, admin level: deskbridge.handlers
 
 - :func:`find`: records by status, source, creation time and overdue, a page at a time;
 - :func:`detail`: one record with its history;
-- :func:`replay`: a new attempt token and one message for an attempt now, and the retry schedule started
-  again; any message still waiting for it (a delayed retry) carries the old token and is dropped when it
-  comes. It takes failed, uncertain, queued and rejected requests (a person decided), and a pending one
-  only when its worker is surely gone;
+- :func:`replay` of the request: a new attempt token and one message for an attempt now, and the retry
+  schedule started again; any message still waiting for it (a delayed retry) carries the old token and is
+  dropped when it comes. It takes failed, uncertain, queued and rejected requests (a person decided),
+  point_failed ones (a new attempt, recorded as such: the next outcome is a new round of ticket updates),
+  and a pending one only when its worker is surely gone;
+- :func:`replay` of the desk updates: what the write-back gave up (the desk refused, or stayed down until
+  the host poisoned the message) is owed again, and its new try looks at the desk before writing.
+  ``what``: ``request``, ``desk``, or ``auto``: the desk updates when some were given up and the request
+  is not one a new attempt is meant for (it went through, or Syskit Point failed it: its note is what the
+  ticket missed), the request otherwise;
 - :func:`erase`: the people in one record's body removed at once (deskbridge.retention), as the reconciler
   does after BRIDGE_RECORD_RETENTION_DAYS.
 
@@ -23,18 +29,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from deskbridge import retention, telemetry
+from deskbridge import outcomes, retention, telemetry
 from deskbridge.executor import Change, in_ledger
 from deskbridge.ledger import LedgerRecord, iso
-from deskbridge.lifecycle import Event
+from deskbridge.lifecycle import Event, allowed
 from deskbridge.model import Status
 from deskbridge.runtime import Runtime
 from deskbridge.worker import settle_stale, stale
 
 log = telemetry.logger("deskbridge")
 
-# Open: no outcome yet. Overdue: open, and created longer ago than BRIDGE_OUTCOME_OVERDUE_SECONDS.
-OPEN = (Status.PENDING, Status.SUBMITTED, Status.QUEUED, Status.UNCERTAIN, Status.PROVISIONING)
 STORED = tuple(s.value for s in Status if s != Status.IGNORED)
 PAGE_MAX = 200
 
@@ -89,14 +93,17 @@ def find(
     if unknown:
         raise ValueError(f"unknown status {unknown[0]!r}; one of {', '.join(STORED)}")
     before = None
-    if overdue:
-        before = runtime.clock.now() - timedelta(seconds=runtime.settings.outcome_overdue)
-        open_ones = tuple(str(s) for s in OPEN)
+    now = runtime.clock.now()
+    if overdue:  # the Table service narrows by status and creation time; outcomes.is_overdue decides
+        before = now - timedelta(seconds=runtime.settings.outcome_overdue)
+        open_ones = tuple(str(s) for s in outcomes.OVERDUE_STATUSES)
         statuses = tuple(s for s in statuses if s in open_ones) if statuses else open_ones
         if not statuses:
             return Page([], None)
     after = decode_token(token) if token else None
     records, last = runtime.ledger.find(statuses, source, since, before, after, limit)
+    if overdue:
+        records = [record for record in records if outcomes.is_overdue(runtime, record, now)]
     return Page(records, encode_token(last))
 
 
@@ -155,19 +162,56 @@ def noted(action: str, actor: str, what: str, outcome: str = "ok") -> None:
     )
 
 
-def replay(runtime: Runtime, source: str, ticket: str, actor: str = "") -> LedgerRecord:
-    """Queue a failed, uncertain, rejected, queued or stuck request for an attempt now.
+WHAT = ("auto", "request", "desk")
+
+
+def replay(runtime: Runtime, source: str, ticket: str, actor: str = "", what: str = "auto") -> LedgerRecord:
+    """Queue a failed, uncertain, rejected, point_failed, queued or stuck request for an attempt now, or re-drive
+    the desk updates given up (see the module docstring for ``what``).
 
     LookupError: no record; :class:`Refused`: its status does not allow it (the message says which do).
     """
+    from deskbridge import writeback
+
+    if what not in WHAT:
+        raise ValueError(f"what must be one of {', '.join(WHAT)}")
     before = runtime.ledger.get(source, ticket)
     if before is None:
         raise LookupError(f"no request is recorded for {source}/{ticket}")
+    if what == "desk" or (what == "auto" and desk_first(before)):
+        return _redrive(runtime, before, writeback.given_up(before), actor)
     if before.erased_at:
         raise Refused(
             f"{source}/{ticket} had its people erased on {before.erased_at}; there is nothing to send "
             "again: approve it again in the desk"
         )
+    return _replay_request(runtime, before, actor)
+
+
+def desk_first(record: LedgerRecord) -> bool:
+    """``auto``: the desk updates, when some were given up and a new attempt is not what the request is for."""
+    from deskbridge import writeback
+
+    new_attempt = allowed(record.status, Event.REPLAY) and record.status != Status.FAILED_IN_POINT
+    return bool(writeback.given_up(record)) and not new_attempt
+
+
+def _redrive(runtime: Runtime, record: LedgerRecord, given_up: list[str], actor: str) -> LedgerRecord:
+    from deskbridge import writeback
+
+    source, ticket = record.source, record.ticket
+    if not given_up:
+        raise Refused(f"{source}/{ticket} has no desk update that was given up")
+    updates = writeback.redrive(runtime, source, ticket)
+    if not updates:
+        raise Refused(f"{source}/{ticket}: its desk updates are owed already (being written); nothing to re-drive")
+    _logged("replay", actor or "unknown", source, ticket, f"desk updates owed again: {', '.join(updates)}",
+            "desk_update")
+    return runtime.ledger.get(source, ticket) or record
+
+
+def _replay_request(runtime: Runtime, before: LedgerRecord, actor: str) -> LedgerRecord:
+    source, ticket = before.source, before.ticket
     moved = in_ledger(runtime, source, ticket, Change(Event.REPLAY))
     if moved is not None and not moved.applied and moved.record.status == Status.PENDING:
         if not stale(runtime, moved.record):
@@ -178,8 +222,8 @@ def replay(runtime: Runtime, source: str, ticket: str, actor: str = "") -> Ledge
         raise LookupError(f"no request is recorded for {source}/{ticket}")
     if not moved.applied:
         raise Refused(
-            f"{source}/{ticket} is {moved.record.status}; only failed, uncertain, rejected or queued requests "
-            "can be replayed"
+            f"{source}/{ticket} is {moved.record.status}; only failed, uncertain, rejected, point_failed or queued "
+            "requests can be replayed (or desk updates that were given up)"
         )
     log.warning(
         "operator replayed %s/%s",

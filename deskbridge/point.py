@@ -466,7 +466,9 @@ class PointClient:
         return [t for t in listed if isinstance(t, dict)] if isinstance(listed, list) else []
 
     def request_status(self, request_id: str) -> Any:
-        return self.call("GET", f"/v1.0/provision/requests/{request_id}")
+        from urllib.parse import quote
+
+        return self.call("GET", f"/v1.0/provision/requests/{quote(request_id, safe='')}")
 
 
 def new_session(*, verify: bool | str = True, trust_env: bool = True) -> requests.Session:

@@ -12,6 +12,13 @@ ledger saying what is missing, and one sweep finds it:
   and the write-back looks for its marker before writing;
 - optionally (BRIDGE_UNCERTAIN_RESEND_AFTER_SECONDS), ``uncertain`` with no
   Syskit Point event for its workspace in that time: sent again;
+- ``submitted`` or ``provisioning`` (and ``uncertain`` with a request id)
+  with no word from Syskit Point for BRIDGE_OUTCOME_POLL_AFTER_SECONDS, then
+  at a growing interval: Syskit Point is asked by request id and its answer
+  applied (deskbridge.outcomes); with no outcome after
+  BRIDGE_OUTCOME_OVERDUE_SECONDS: logged ``overdue`` once, its ticket told once;
+- a note owed to a ticket whose approval was refused at intake, its message
+  lost: queued again;
 - delivery ids (the signed approval routes' webhook-id) older than
   BRIDGE_DELIVERY_RETENTION_SECONDS: pruned;
 - settled records (completed, point_failed, rejected, failed) last changed
@@ -30,7 +37,7 @@ from datetime import datetime, timedelta
 
 from deskbridge import telemetry
 from deskbridge.executor import Change, in_ledger
-from deskbridge.ledger import LedgerRecord, Stranded, parse_iso
+from deskbridge.ledger import AWAITING_OUTCOME, LedgerRecord, Stranded, parse_iso
 from deskbridge.lifecycle import Event
 from deskbridge.model import Status
 from deskbridge.runtime import Runtime
@@ -46,6 +53,9 @@ class Sweep:
     requeued: int = 0  # queued, message lost -> a new message
     desk_requeued: int = 0  # owed desk updates queued again
     resent: int = 0  # uncertain -> queued again (optional)
+    polled: int = 0  # Syskit Point asked for a request's status by its request id
+    settled_by_poll: int = 0  # ... and its answer settled the request (or found an uncertain one)
+    overdue: int = 0  # newly overdue: logged, and noted on the ticket
     pruned: int = 0  # delivery ids deleted
     erased: int = 0  # settled records past BRIDGE_RECORD_RETENTION_DAYS whose people were removed
     errors: int = 0  # records that could not be handled this time (next sweep tries again)
@@ -64,13 +74,21 @@ def sweep(runtime: Runtime) -> Sweep:
     uncertain_before = (
         now - timedelta(seconds=resend_after) if resend_after is not None and s.point_webhook_key_secret_names else None
     )
-    for found in runtime.ledger.stranded(stale_before, lost_before, uncertain_before):
+    quiet_before = now - timedelta(seconds=s.outcome_poll_after)
+    for found in runtime.ledger.stranded(stale_before, lost_before, uncertain_before, quiet_before):
         counts.examined += 1
         try:
             _record(runtime, found, counts, stale_before, lost_before, uncertain_before)
         except Exception as exc:  # one record must not stop the sweep
             counts.errors += 1
             log.warning("reconciler could not handle %s/%s: %s", found.source, found.ticket, type(exc).__name__)
+    try:  # a refusal note whose message was lost (deskbridge.writeback.owe_refusal)
+        from deskbridge import writeback
+
+        counts.desk_requeued += writeback.requeue_refusals(runtime, lost_before)
+    except Exception as exc:
+        counts.errors += 1
+        log.warning("reconciler could not look for refusal notes owed: %s", type(exc).__name__)
     try:
         counts.pruned = runtime.deliveries.prune(now - timedelta(seconds=s.delivery_retention))
     except Exception as exc:
@@ -84,12 +102,15 @@ def sweep(runtime: Runtime) -> Sweep:
     counts.duration_ms = round((clock.monotonic() - started) * 1000, 1)
     log.info(
         "reconcile examined %d: %d stale pending, %d re-queued, %d desk updates re-queued, %d re-sent, "
-        "%d delivery ids pruned, %d records' people erased, %d errors",
+        "%d polled (%d settled), %d overdue, %d delivery ids pruned, %d records' people erased, %d errors",
         counts.examined,
         counts.stale_pending,
         counts.requeued,
         counts.desk_requeued,
         counts.resent,
+        counts.polled,
+        counts.settled_by_poll,
+        counts.overdue,
         counts.pruned,
         counts.erased,
         counts.errors,
@@ -182,6 +203,7 @@ def _record(
             )
     elif (
         found.status == Status.UNCERTAIN
+        and not found.point_request_id  # with one, Syskit Point is asked instead (below)
         and uncertain_before is not None
         and _before(found.updated_at, uncertain_before)
         and not _event_since(runtime, found)
@@ -200,11 +222,33 @@ def _record(
                 ticket,
                 extra={"bridge_event": "retry", "source": source, "ticket": ticket, "outcome": "resent"},
             )
+    elif found.status in AWAITING_OUTCOME:
+        _outcome(runtime, source, ticket, counts)
     for update, owed in found.desk_owed.items():
         if _before(owed.get("due", ""), lost_before) and writeback.requeue(
             runtime, source, ticket, update, lost_before
         ):
             counts.desk_requeued += 1
+
+
+def _outcome(runtime: Runtime, source: str, ticket: str, counts: Sweep) -> None:
+    """Ask Syskit Point when it is time, then note the request overdue when that is due."""
+    from deskbridge import outcomes
+
+    now = runtime.clock.now()
+    record = runtime.ledger.get(source, ticket)
+    if record is None:
+        return
+    if outcomes.poll_due(runtime, record, now):
+        counts.polled += 1
+        result = outcomes.poll(runtime, record)
+        if result == "error":
+            counts.errors += 1
+        elif result not in ("running", "unreadable", ""):
+            counts.settled_by_poll += 1
+        record = runtime.ledger.get(source, ticket) or record
+    if outcomes.overdue_due(runtime, record, now) and outcomes.note_overdue(runtime, record):
+        counts.overdue += 1
 
 
 def _event_since(runtime: Runtime, found: Stranded) -> bool:

@@ -127,9 +127,19 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "off when empty; else re-send an uncertain request when no Syskit Point event for its workspace came "
         "within this many seconds (needs POINT_WEBHOOK_KEY_SECRET_NAME; may provision twice)",
     ),
-    # Retention of personal data, and requests overdue (issue 24 / 22: the operator routes)
+    # Retention of personal data; outcomes asked for by request id, and requests overdue
     _spec("BRIDGE_RECORD_RETENTION_DAYS", "90", "days a settled request keeps the people in its body (owners, members, reporter); then the reconciler removes them and keeps the audit fields"),
-    _spec("BRIDGE_OUTCOME_OVERDUE_SECONDS", "86400", "a request with no outcome from Syskit Point this long after it was submitted is overdue (list --overdue, the operator routes' overdue filter)"),
+    _spec(
+        "BRIDGE_OUTCOME_POLL_AFTER_SECONDS",
+        "900",
+        "ask Syskit Point for the status of a submitted or provisioning request (by its request id) when no event "
+        "came for this many seconds, then at a growing interval",
+    ),
+    _spec(
+        "BRIDGE_OUTCOME_OVERDUE_SECONDS",
+        "86400",
+        "a request with no outcome this long after it was sent is logged as overdue once (and noted on its ticket)",
+    ),
     # Limits
     _spec("BRIDGE_MAX_BODY_BYTES", "262144", "largest request body accepted"),
     _spec("BRIDGE_MAX_OWNERS", "100", "most owners one request may name"),
@@ -506,6 +516,10 @@ class Settings:
         return self._int("BRIDGE_RECORD_RETENTION_DAYS", minimum=1)
 
     @cached_property
+    def outcome_poll_after(self) -> int:
+        return self._int("BRIDGE_OUTCOME_POLL_AFTER_SECONDS", minimum=60)
+
+    @cached_property
     def outcome_overdue(self) -> int:
         return self._int("BRIDGE_OUTCOME_OVERDUE_SECONDS", minimum=60)
 
@@ -675,6 +689,7 @@ SETTING_GROUPS: dict[str, Callable[[Settings], tuple[Callable[[], object], ...]]
         lambda: s.delivery_retention,
         lambda: s.uncertain_resend_after,
         lambda: s.record_retention_days,
+        lambda: s.outcome_poll_after,
         lambda: s.outcome_overdue,
     ),
     "limits": lambda s: (lambda: s.max_body_bytes, lambda: s.max_owners, lambda: s.max_members),

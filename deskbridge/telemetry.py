@@ -26,6 +26,8 @@ DIMENSIONS = (
     "examined", "stale_pending", "requeued", "desk_requeued", "resent", "pruned", "errors",
     # operator actions (the admin routes and the CLI) and retention
     "action", "actor", "changed", "filters", "erased",
+    "examined", "stale_pending", "requeued", "desk_requeued", "resent", "pruned", "errors", "polled",
+    "settled_by_poll", "overdue",
 )
 
 

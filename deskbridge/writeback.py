@@ -27,7 +27,7 @@ from deskbridge import telemetry
 from deskbridge.auth import sign_standard_webhook
 from deskbridge.desks import marker_line, step_marker
 from deskbridge.errors import RemoteError, SecretUnavailable
-from deskbridge.ledger import LedgerRecord, iso, parse_iso
+from deskbridge.ledger import AWAITING_OUTCOME, LedgerRecord, iso, parse_iso
 from deskbridge.model import Status
 from deskbridge.retries import QueueKey, new_token, next_delay, scheduled_age
 from deskbridge.runtime import Runtime
@@ -36,6 +36,13 @@ from deskbridge.settings import ConfigurationError, Settings
 log = telemetry.logger("deskbridge.writeback")
 
 _FAILURES = (Status.FAILED_IN_POINT, Status.REJECTED, Status.FAILED)
+OVERDUE = "overdue"  # the note "still provisioning, no word from Syskit Point yet" (not a status)
+
+
+def round_label(record: LedgerRecord, update: str) -> str:
+    """The update's name in step names and markers: ``completed``, or ``completed#2`` in the second round of
+    attempts after a replay of a point_failed request (that round's notes are new ones)."""
+    return f"{update}#{record.outcome_round}" if record.outcome_round else update
 
 
 def desk_targets(settings: Settings, record: LedgerRecord) -> list[str]:
@@ -102,6 +109,119 @@ def requeue(runtime: Runtime, source: str, ticket: str, update: str, lost_before
     return send(runtime, record, update, check=True)
 
 
+def given_up(record: LedgerRecord) -> list[str]:
+    """The updates whose write-back was given up (the desk refused, or stayed down past the schedule)."""
+    found = []
+    for mark in record.desk_updates:
+        update, _, what = mark.partition(":")
+        if what == "gave-up" and update not in found:
+            found.append(update)
+    return found
+
+
+def redrive(runtime: Runtime, source: str, ticket: str) -> list[str]:
+    """An operator's replay of the updates given up: owed again (a new token, due now), then queued with a look
+    at the desk first (a try that failed may have written). Returns the updates; [] when none was given up."""
+    again: list[str] = []
+
+    def owe_again(latest: LedgerRecord) -> LedgerRecord | None:
+        again[:] = [u for u in given_up(latest) if u not in latest.desk_owed]
+        if not again:
+            return None
+        # Its schedule starts again: the note that it gave up and its count of failed tries go.
+        gone = tuple(f"{u}:gave-up" for u in again)
+        counted = tuple(f"{u}:attempts=" for u in again)
+        latest.desk_updates = [m for m in latest.desk_updates if m not in gone and not m.startswith(counted)]
+        due = iso(runtime.clock.now())
+        latest.desk_owed = {**latest.desk_owed, **{u: {"token": new_token(), "due": due} for u in again}}
+        return latest
+
+    record = runtime.ledger.change(source, ticket, owe_again)
+    if record is None or not again:
+        return []
+    for update in again:
+        send(runtime, record, update, check=True)
+    return list(again)
+
+
+# -- refusals at intake ------------------------------------------------------------------------
+
+REFUSED = "refused"  # an approval refused at intake: the update of a note is "refused:<its fingerprint>"
+_NOTES = "refusal-note"  # the kind of row in the deliveries table that holds such a note until written
+
+
+def refusal_text(problems: list[tuple[str, str]]) -> str:
+    """The note: every problem the bridge found, and what to do."""
+    lines = "\n".join(f"- {name}: {message}" for name, message in problems)
+    return (
+        "Point Desk Bridge could not send this approval to Syskit Point:\n"
+        f"{lines}\n"
+        "Correct the ticket, then approve it again."
+    )
+
+
+def owe_refusal(
+    runtime: Runtime, source: str, ticket: str, reply_to: dict[str, str], problems: list[tuple[str, str]]
+) -> bool:
+    """Note on the ticket why its approval was refused, once per distinct refusal: recorded (the deliveries
+    table), then queued; the desk-update function writes it, looking first after an unclear try, and the
+    reconciler queues it again when the message was lost. False when there is no desk to tell, or this very
+    refusal was noted before."""
+    import hashlib
+
+    reply_to = {k: v for k, v in reply_to.items() if k != "callbackUrl"}  # the desk's own ticket only
+    if not desk_targets(runtime.settings, LedgerRecord(source, ticket, Status.REJECTED, reply_to=reply_to)):
+        return False
+    canonical = json.dumps(sorted(problems), separators=(",", ":"))
+    fingerprint = hashlib.sha256(f"{source}\n{ticket}\n{canonical}".encode()).hexdigest()[:24]
+    update = f"{REFUSED}:{fingerprint}"
+    data = {"source": source, "ticket": ticket, "update": update, "replyTo": dict(reply_to),
+            "text": refusal_text(problems)}
+    if not runtime.deliveries.owe_note(_NOTES, f"{source}/{ticket}/{fingerprint}", data):
+        return False
+    _queue_refusal(runtime, data)
+    return True
+
+
+def _queue_refusal(runtime: Runtime, data: dict[str, object], check: bool = False) -> None:
+    key = QueueKey(str(data["source"]), str(data["ticket"]), str(data["update"]), str(data["update"]), check)
+    try:
+        runtime.desk_queue.schedule(key, 0)
+    except Exception as exc:  # recorded as owed: the reconciler queues it again
+        log.error("could not queue the refusal note for %s/%s: %s; the reconciler will", key.source, key.ticket,
+                  type(exc).__name__, extra={"bridge_event": "desk_update", "source": key.source,
+                                             "ticket": key.ticket, "outcome": "not_queued", "update": REFUSED})
+
+
+def requeue_refusals(runtime: Runtime, lost_before: datetime) -> int:
+    """The reconciler: refusal notes still owed since before ``lost_before`` are queued again, with a look first."""
+    owed = runtime.deliveries.notes_overdue(_NOTES, lost_before)
+    for data in owed:
+        _queue_refusal(runtime, data, check=True)
+    return len(owed)
+
+
+def _note_id(key: QueueKey) -> str:
+    return f"{key.source}/{key.ticket}/{key.update.partition(':')[2]}"
+
+
+def _refusal_note(runtime: Runtime, key: QueueKey, dequeue_count: int) -> str:
+    """Write one refusal note (failures propagate: the host delivers the message again, then poisons it)."""
+    data = runtime.deliveries.owed_note(_NOTES, _note_id(key))
+    if data is None:
+        _log(key, "superseded", "refusal note for %s/%s: written or given up already", key.source, key.ticket)
+        return "superseded"
+    record = LedgerRecord(key.source, key.ticket, Status.REJECTED, reply_to=dict(data.get("replyTo") or {}))
+    check = key.check or dequeue_count > 1
+    for step in _steps(runtime, record, key.update, str(data.get("text") or "")):
+        if check and step.written is not None and step.written():
+            continue
+        step.write()
+    runtime.deliveries.settle_note(_NOTES, _note_id(key), "written")
+    _log(key, "written", "refusal note written for %s/%s", key.source, key.ticket)
+    return "written"
+
+
 # -- the desk-updates queue ----------------------------------------------------------------
 
 
@@ -119,6 +239,8 @@ def desk_update(runtime: Runtime, message: str, dequeue_count: int = 1) -> str:
     except ValueError:
         log.error("dropped a malformed desk-update message")
         return "malformed"
+    if key.update.startswith(f"{REFUSED}:"):
+        return _refusal_note(runtime, key, dequeue_count)
     record = runtime.ledger.get(key.source, key.ticket)
     if record is None or not key.update:
         return "unknown"
@@ -126,6 +248,12 @@ def desk_update(runtime: Runtime, message: str, dequeue_count: int = 1) -> str:
     if key.token and (owed is None or owed.get("token") != key.token):
         why = "written or given up already" if owed is None else "a newer message replaced it"
         _log(key, "superseded", "desk update %s for %s/%s dropped: %s", key.update, key.source, key.ticket, why)
+        return "superseded"
+    if key.update == OVERDUE and record.status not in AWAITING_OUTCOME:
+        # The outcome came before the note "still no word" was written: the note would only confuse.
+        _settle_owed(runtime, key, f"{key.update}:superseded")
+        _log(key, "superseded", "desk update %s for %s/%s skipped: the request is %s now", key.update,
+             key.source, key.ticket, record.status)
         return "superseded"
     if key.update == Status.PROVISIONING and record.status != Status.PROVISIONING:
         # The outcome arrived first (queue messages run in any order): "started" would only confuse.
@@ -170,6 +298,9 @@ def poisoned(runtime: Runtime, message: str) -> str:
     )
     if key is None or not key.update:
         return "malformed"
+    if key.update.startswith(f"{REFUSED}:"):
+        runtime.deliveries.settle_note(_NOTES, _note_id(key), "gave-up")
+        return "failed"
     _settle_owed(runtime, key, f"{key.update}:gave-up", only_token=key.token)
     return "failed"
 
@@ -228,6 +359,11 @@ def outcome_text(record: LedgerRecord, update: str) -> str:
     name = record.display_name
     if update == Status.PROVISIONING:
         return f'Syskit Point started provisioning the {kind} "{name}".'
+    if update == OVERDUE:
+        return (
+            f'The {kind} "{name}" is still being provisioned: no word from Syskit Point yet. '
+            "An operator has been alerted."
+        )
     if update == Status.COMPLETED:
         return f'The {kind} "{name}" is ready: {record.url or "(no link given)"}'
     if update == Status.FAILED_IN_POINT:
@@ -241,18 +377,21 @@ def outcome_text(record: LedgerRecord, update: str) -> str:
     )
 
 
-def _steps(runtime: Runtime, record: LedgerRecord, update: str) -> list[Step]:
+def _steps(runtime: Runtime, record: LedgerRecord, update: str, text: str = "") -> list[Step]:
+    """The writes of one update, in order (``text``: the note, when it is not the outcome's)."""
     s = runtime.settings
-    text = outcome_text(record, update)
+    text = text or outcome_text(record, update)
     steps: list[Step] = []
     targets = desk_targets(s, record)
 
+    label = round_label(record, update)
+
     def marker(step: str) -> str:
-        return step_marker(record.source, record.ticket, update, step)
+        return step_marker(record.source, record.ticket, label, step)
 
     if "jira" in targets:
         issue = record.reply_to.get("issueKey") or record.ticket
-        name = f"{update}:jira-comment"
+        name = f"{label}:jira-comment"
         comment_marker = marker(name)
         steps.append(Step(
             name,
@@ -261,7 +400,7 @@ def _steps(runtime: Runtime, record: LedgerRecord, update: str) -> list[Step]:
         ))
         transition = _by_outcome(s, update, "JIRA_TRANSITION_COMPLETED", "JIRA_TRANSITION_FAILED")
         if transition:
-            name = f"{update}:jira-transition"
+            name = f"{label}:jira-transition"
             transition_marker = marker(name)
 
             def move() -> None:
@@ -270,7 +409,7 @@ def _steps(runtime: Runtime, record: LedgerRecord, update: str) -> list[Step]:
 
             steps.append(Step(name, move, lambda: runtime.jira.has_transitioned(issue, transition_marker)))
     if "servicenow" in targets:
-        name = f"{update}:servicenow"
+        name = f"{label}:servicenow"
         note_marker = marker(name)
         fields = {"work_notes": f"{text}\n\n{marker_line(note_marker)}"}
         state = _by_outcome(s, update, "SERVICENOW_STATE_COMPLETED", "SERVICENOW_STATE_FAILED")
@@ -283,7 +422,7 @@ def _steps(runtime: Runtime, record: LedgerRecord, update: str) -> list[Step]:
             lambda: runtime.servicenow.has_work_note(sys_id, note_marker),
         ))
     if "callback" in targets:
-        steps.append(Step(f"{update}:callback", lambda: send_callback(runtime, record, update, text), None))
+        steps.append(Step(f"{label}:callback", lambda: send_callback(runtime, record, update, text), None))
     return steps
 
 
@@ -296,7 +435,8 @@ def _by_outcome(s: Settings, update: str, completed: str, failed: str) -> str:
 
 def callback_id(record: LedgerRecord, update: str) -> str:
     """The webhook-id of an outcome: the same on every try, so the receiver can drop copies."""
-    return f"msg_{uuid.uuid5(uuid.NAMESPACE_URL, f'{record.source}/{record.ticket}/{update}').hex}"
+    label = round_label(record, update)
+    return f"msg_{uuid.uuid5(uuid.NAMESPACE_URL, f'{record.source}/{record.ticket}/{label}').hex}"
 
 
 def send_callback(runtime: Runtime, record: LedgerRecord, update: str, text: str) -> None:

@@ -42,6 +42,7 @@ LAYERS: dict[str, int] = {
     "deskbridge.auth": PURE,
     "deskbridge.settings": PURE,
     "deskbridge.lifecycle": PURE,
+    "deskbridge.point_status": PURE,  # reading Syskit Point's request status answer
     "deskbridge.clock": PURE,
     "deskbridge.retention": PURE,  # what erasing a record's people removes and keeps
     "deskbridge.retries": PURE,  # the retry schedule and the queue messages' form
@@ -69,6 +70,7 @@ LAYERS: dict[str, int] = {
     "deskbridge.worker": USE_CASE,
     "deskbridge.events": USE_CASE,
     "deskbridge.writeback": USE_CASE,
+    "deskbridge.outcomes": USE_CASE,  # asking Syskit Point by request id, overdue requests
     "deskbridge.reconciler": USE_CASE,
     "deskbridge.operator": USE_CASE,
     "deskbridge.deployment": USE_CASE,  # setup's steps

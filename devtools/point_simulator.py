@@ -7,6 +7,11 @@
 - ``GET /v1.0/provision/templates``, ``GET /v1.0/provision/requests/{id}``
   (Pending, then InProgress, then Completed or Failed).
 - ``/v1.0/webhooks/endpoints`` (POST, GET, DELETE) and ``GET /v1.0/options``.
+- ``send_events = False``: no event is sent at all (a Syskit Point whose
+  webhook registration is gone, or a bridge granted ``Point.Provisioning``
+  only); the status route still answers. ``clock`` is the time the status
+  route reads (a test hands it the bridge's clock, so moving that clock moves
+  the request on); ``status_answers`` replaces the answer for a request id.
 - After a request is accepted, signed ProvisioningStarted and then
   ProvisioningCompleted (or ProvisioningFailed) events go to every registered
   endpoint, ``event_delay`` seconds apart.
@@ -88,6 +93,9 @@ class PointSimulator(StandIn):
         self.fail_names: set[str] = set()  # display names whose provisioning fails
         self.deliver: Deliver = http_deliver
         self.deliveries: list[tuple[str, str, int]] = []  # (url, event type, answer status)
+        self.send_events = True
+        self.clock: Callable[[], float] = time.time  # what "now" is for the status route and new requests
+        self.status_answers: dict[str, Any] = {}  # request id -> the body the status route answers instead
         self._events: list[threading.Timer] = []
 
     # -- what tests look at -------------------------------------------------
@@ -106,6 +114,9 @@ class PointSimulator(StandIn):
         self.templates = [dict(t) for t in DEFAULT_TEMPLATES]
         self.event_delay = 0.5
         self.deliver = http_deliver
+        self.send_events = True
+        self.clock = time.time
+        self.status_answers = {}
 
     def stop(self) -> None:
         for timer in self._events:
@@ -163,7 +174,7 @@ class PointSimulator(StandIn):
         if problems:
             return Reply(400, {"message": " ".join(problems)})
         request = Provisioned(
-            str(uuid.uuid4()), workspace_type, body, time.time(), fails=body.get("displayName") in self.fail_names
+            str(uuid.uuid4()), workspace_type, body, self.clock(), fails=body.get("displayName") in self.fail_names
         )
         with self._lock:
             self.provisioned.append(request)
@@ -174,15 +185,20 @@ class PointSimulator(StandIn):
         request = next((p for p in self.provisioned if p.request_id == request_id), None)
         if request is None:
             return Reply(404, {"message": "Request not found"})
-        return Reply(
-            200,
-            {
-                "id": request.request_id,
-                "status": request.status(time.time(), self.event_delay),
-                "displayName": request.body.get("displayName"),
-                "workspaceType": request.workspace_type,
-            },
-        )
+        if request_id in self.status_answers:
+            return Reply(200, self.status_answers[request_id])
+        status = request.status(self.clock(), self.event_delay)
+        answer = {
+            "id": request.request_id,
+            "status": status,
+            "displayName": request.body.get("displayName"),
+            "workspaceType": request.workspace_type,
+        }
+        if status == "Completed":
+            answer["url"] = f"https://contoso.sharepoint.com/sites/{request.body.get('desiredUrl') or 'workspace'}"
+        elif status == "Failed":
+            answer["error"] = "The site URL is already taken."
+        return Reply(200, answer)
 
     def _webhooks(self, call: Call) -> Reply:
         if call.method == "GET":
@@ -237,7 +253,7 @@ class PointSimulator(StandIn):
         }
 
     def _schedule_events(self, request: Provisioned) -> None:
-        if not self.webhooks:
+        if not self.webhooks or not self.send_events:
             return
         final = "ProvisioningFailed" if request.fails else "ProvisioningCompleted"
         for step, kind in enumerate(("ProvisioningStarted", final), start=1):

@@ -316,7 +316,10 @@ param bridgeUncertainResendAfterSeconds string = ''
 @description('BRIDGE_RECORD_RETENTION_DAYS: days a settled request keeps the people in its body (empty: 90)')
 param bridgeRecordRetentionDays string = ''
 
-@description('BRIDGE_OUTCOME_OVERDUE_SECONDS: a request with no outcome this long after submission is overdue (empty: 86400)')
+@description('BRIDGE_OUTCOME_POLL_AFTER_SECONDS: ask Syskit Point for the status of a request when no event came for this many seconds, then at a growing interval (empty: 900)')
+param bridgeOutcomePollAfterSeconds string = ''
+
+@description('BRIDGE_OUTCOME_OVERDUE_SECONDS: a request with no outcome this long after it was sent is logged as overdue once and noted on its ticket (empty: 86400)')
 param bridgeOutcomeOverdueSeconds string = ''
 
 @description('BRIDGE_MAX_BODY_BYTES: largest request body accepted (empty: 262144)')
@@ -665,6 +668,7 @@ var bridgeSettings = union(secretNameSettings, {
   BRIDGE_DELIVERY_RETENTION_SECONDS: bridgeDeliveryRetentionSeconds
   BRIDGE_UNCERTAIN_RESEND_AFTER_SECONDS: bridgeUncertainResendAfterSeconds
   BRIDGE_RECORD_RETENTION_DAYS: bridgeRecordRetentionDays
+  BRIDGE_OUTCOME_POLL_AFTER_SECONDS: bridgeOutcomePollAfterSeconds
   BRIDGE_OUTCOME_OVERDUE_SECONDS: bridgeOutcomeOverdueSeconds
   BRIDGE_MAX_BODY_BYTES: bridgeMaxBodyBytes
   BRIDGE_MAX_OWNERS: bridgeMaxOwners

@@ -91,6 +91,7 @@ class Bridge:
         self.stack = stack
         self.settings = settings
         self.clock = ShiftedClock()
+        stack.point.clock = self.clock.time  # the simulator's requests move on when the bridge's time does
         self.sdk_options: dict[str, Any] = {}
         ensure_storage(settings)
         self.runtime = runtime.reset(settings, self.clock)

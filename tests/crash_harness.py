@@ -73,6 +73,8 @@ class Outbound:
             name = name.split("(")[0]
             kind = next((k for k in ("ledger", "deliveries", "retries", "desk") if name.startswith(k)), name)
             path = f"/{kind}{'-poison' if name.endswith('-poison') else ''}" + (f"/{rest}" if rest else "")
+        if service == "point" and path.startswith("/v1.0/provision/requests/"):  # each run has its own request id
+            path = "/v1.0/provision/requests/{id}"
         return f"{service} {request.method} {path}"
 
     @contextmanager
@@ -322,6 +324,7 @@ def check(cell: Cell) -> list[str]:
     """What is wrong with how the cell ended (empty: nothing)."""
     from deskbridge.desks import step_marker
     from deskbridge.retries import QueueKey
+    from deskbridge.writeback import round_label
 
     bridge = cell.bridge
     stack = bridge.stack
@@ -358,22 +361,30 @@ def check(cell: Cell) -> list[str]:
             problems.append(f"{where}: Syskit Point acted on {len(acted)} POSTs, {allowed} allowed ({record.history})")
         if record.desk_owed and desk_waiting == 0:
             problems.append(f"{where}: owes {sorted(record.desk_owed)} with no message on the desk queue")
-        for update in {u.split(":")[0] for u in record.desk_updates} | set(record.desk_owed):
+        # An update's label is its name, with the round after a replay of a point_failed request ("completed#1").
+        labels = {u.split(":")[0] for u in record.desk_updates} | {round_label(record, u) for u in record.desk_owed}
+        for label in labels:
+            update, _, round_ = label.partition("#")
             for step in ("jira-comment", "jira-transition", "servicenow"):
-                marker = step_marker(source, ticket, update, f"{update}:{step}")
+                marker = step_marker(source, ticket, label, f"{label}:{step}")
                 writes = desk_writes(stack, step, marker)
-                marked = f"{update}:{step}" in record.desk_updates
+                marked = f"{label}:{step}" in record.desk_updates
                 if writes > 1 or (marked and writes != 1):
-                    problems.append(f"{where}: {update}:{step} written {writes} times (marked done: {marked})")
+                    problems.append(f"{where}: {label}:{step} written {writes} times (marked done: {marked})")
             if record.reply_to.get("callbackUrl"):
+                from dataclasses import replace
+
                 from deskbridge.writeback import callback_id
 
+                this_round = callback_id(replace(record, outcome_round=int(round_ or 0)), update)
+                every_round = {callback_id(replace(record, outcome_round=n), update)
+                               for n in range(record.outcome_round + 1)}
                 ids = {r.headers.get("webhook-id") for r in stack.callbacks.received
                        if r.body.get("ticket") == {"source": source, "id": ticket} and r.body.get("status") == update}
-                if ids - {callback_id(record, update)}:
-                    problems.append(f"{where}: {update} callback under {len(ids)} webhook-ids")
-                if f"{update}:callback" in record.desk_updates and not ids:
-                    problems.append(f"{where}: {update} callback marked done but never received")
+                if ids - every_round:
+                    problems.append(f"{where}: {label} callback under {len(ids)} webhook-ids")
+                if f"{label}:callback" in record.desk_updates and this_round not in ids:
+                    problems.append(f"{where}: {label} callback marked done but never received")
     return problems
 
 

@@ -32,6 +32,7 @@ from crash_harness import (
     Cell,
     Outbound,
     check,
+    desk_writes,
     finish,
     install,
     queue_client,
@@ -72,6 +73,7 @@ def fresh(bridge: Any) -> None:
         "POINT_RETRY_BUDGET_SECONDS": "0.5",
     })
     bridge.stack.reset()
+    bridge.stack.point.clock = bridge.clock.time  # Syskit Point's requests move on with the bridge's time
     bridge.stack.vault.set_secret("provision-signing", SIGNING)
     bridge.stack.vault.set_secret("callback-signing", CALLBACK_SIGNING)
     bridge.sdk_options = {"retry_total": 0}
@@ -417,6 +419,99 @@ def retention_setup(cell: Cell) -> None:
 def people_erased(cell: Cell) -> list[str]:
     record = cell.bridge.record("jira", "APO-1")
     return [] if record.erased_at and "@" not in record.body else [f"APO-1 still holds its people: {record.body}"]
+def poll_setup(cell: Cell) -> None:
+    """No Syskit Point event came for the approval (no webhook registered): the sweep asks by request id, and
+    Syskit Point says completed. The flow is the poll: its GET, the ledger write, the desk-update message."""
+    bridge = cell.bridge
+    assert approve(bridge, "APO-1")[0] == 201
+    bridge.clock.advance(bridge.runtime.settings.outcome_poll_after + 1)
+    cell.tickets = [("jira", "APO-1")]
+
+
+def overdue_setup(cell: Cell) -> None:
+    """Syskit Point says "still running" for a day: the sweep asks (a GET, a write), then marks the request
+    overdue and owes its ticket the note (a write, a message)."""
+    bridge = cell.bridge
+    assert approve(bridge, "APO-1")[0] == 201
+    record = bridge.record("jira", "APO-1")
+    bridge.stack.point.status_answers[record.point_request_id] = {"status": "InProgress"}
+    bridge.clock.advance(bridge.runtime.settings.outcome_overdue + 1)
+    cell.tickets = [("jira", "APO-1")]
+
+
+def overdue_noted_once(cell: Cell) -> list[str]:
+    from deskbridge.desks import step_marker
+
+    record = cell.bridge.record("jira", "APO-1")
+    marker = step_marker("jira", "APO-1", "overdue", "overdue:jira-comment")
+    written = desk_writes(cell.bridge.stack, "jira-comment", marker)
+    # Before recovery the note may still be owed (its message waits); after it, it is written, once.
+    owed = record is not None and "overdue" in record.desk_owed and not cell.recovered
+    if record is None or not record.overdue_at or not (written == 1 or (owed and written == 0)):
+        return [f"jira/APO-1: overdue at {record.overdue_at if record else '-'}, its note written {written} times"]
+    return []
+
+
+def same_name_setup(cell: Cell) -> None:
+    """Two tickets asked for one workspace name; Syskit Point's event names it, and only APO-2's request is done
+    when asked by request id. The flow is the event: the two GETs, then the write for the one confirmed."""
+    bridge = cell.bridge
+    for ticket in ("APO-1", "APO-2"):
+        data, headers = signed(body_for(bridge, ticket) | {"displayName": "Project Shared", "desiredUrl": ticket})
+        assert bridge.http("provision", data, headers=headers)[0] == 201
+    first, second = bridge.record("jira", "APO-1"), bridge.record("jira", "APO-2")
+    bridge.stack.point.status_answers.update({first.point_request_id: {"status": "InProgress"},
+                                              second.point_request_id: {"status": "Completed"}})
+    cell.tickets = [("jira", "APO-1"), ("jira", "APO-2")]
+    cell.notes["request"] = point_event(bridge, "completed", "Project Shared")
+
+
+def only_the_confirmed_one(cell: Cell) -> list[str]:
+    """APO-1's request was never said to be done: whatever happened, it did not take APO-2's outcome."""
+    first = cell.bridge.record("jira", "APO-1")
+    if first is not None and first.status == "completed":
+        return [f"jira/APO-1: settled by an event Syskit Point confirmed for APO-2 ({first.history})"]
+    return []
+
+
+def given_up_setup(cell: Cell) -> None:
+    """Jira refused the completed note (400: not retried), so the update was given up; an operator replays it."""
+    from crash_harness import run_due
+
+    bridge = cell.bridge
+    bridge.stack.jira.fail_next(1, 400, method="POST", body={"errorMessages": ["comments are closed"]})
+    event_setup(cell)
+    data, headers = cell.notes.pop("request")
+    assert bridge.http("point_events", data, headers=headers)[1]["status"] == "completed"
+    run_due(bridge)
+    assert "completed:gave-up" in bridge.record("jira", "APO-1").desk_updates
+
+
+def refusal_setup(cell: Cell) -> None:
+    """A Jira approval whose owner has no visible e-mail: refused (422) and, write-back being configured, noted
+    on the issue: recorded as owed, queued, then written by the desk-update function."""
+    from devtools.stack import SAMPLE_JIRA_FIELDS
+
+    bridge = cell.bridge
+    bridge.configure(**SAMPLE_JIRA_FIELDS)
+    bridge.stack.jira.add_user("557058:8c9e5b7a-64a1-4e54-9f0b-2f1c3b2a9d10", "Hidden Harry")
+    cell.tickets = []  # a refused approval is not recorded as a request
+    cell.notes["request"] = (json.dumps(fixture("jira_webhook_approved.json")).encode("utf-8"),
+                             {"Content-Type": "application/json"})
+
+
+def refused_and_queued_setup(cell: Cell) -> None:
+    refusal_setup(cell)
+    data, headers = cell.notes.pop("request")
+    assert cell.bridge.http("jira", data, headers=headers)[0] == 422
+
+
+def refusal_noted_once(cell: Cell) -> list[str]:
+    notes = [c for c in cell.bridge.stack.jira.stored
+             if c["issue"] == "HR-42" and "could not send this approval" in c["body"]]
+    if len(notes) > 1 or (cell.recovered and len(notes) != 1):
+        return [f"jira/HR-42: the refusal noted {len(notes)} times"]
+    return []
 
 
 @dataclass(frozen=True)
@@ -461,6 +556,14 @@ FLOWS = [
     Flow("operator route: replay", replay_setup, operator_route("admin_replay")),
     Flow("operator route: erase", settled_and_written_setup, operator_route("admin_erase"), expect=people_erased),
     Flow("reconciler: retention", retention_setup, reconcile_run, expect=people_erased),
+    Flow("poll by request id (no webhook)", poll_setup, reconcile_run),
+    Flow("poll says running, then overdue", overdue_setup, reconcile_run, expect=overdue_noted_once),
+    Flow("event for two open requests of one name", same_name_setup, http_run("point_events"),
+         expect=only_the_confirmed_one),
+    Flow("replay of a desk update given up", given_up_setup, replay_run),
+    Flow("approval refused at intake (Jira)", refusal_setup, http_run("jira"), expect=refusal_noted_once),
+    Flow("refusal note (Jira)", refused_and_queued_setup, queue_run("BRIDGE_DESK_QUEUE", "desk_update"),
+         "BRIDGE_DESK_QUEUE", expect=refusal_noted_once),
 ]
 
 

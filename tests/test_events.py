@@ -12,7 +12,6 @@ import copy
 import json
 import logging
 import re
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -270,30 +269,37 @@ def test_event_names_are_compared_the_way_the_bridge_sent_them(bridge):
     assert shown["status"] == "completed" and shown["workspace"]["url"] == record.url
 
 
-def test_two_open_requests_with_the_same_name_settle_the_oldest(bridge, caplog):
-    approve(bridge, "APO-1")
-    approve(bridge, "APO-2")
+def test_two_open_requests_with_the_same_name_settle_only_the_one_point_confirms(bridge, caplog):
+    """Two tickets asked for one name: the event says only the name, so Syskit Point is asked about each request
+    by its id, and only the one it confirms is settled (here the newer one: the oldest-first rule would have
+    settled the wrong ticket)."""
+    first, second = approve(bridge, "APO-1"), approve(bridge, "APO-2")
+    point = bridge.stack.point
+    point.status_answers[first.point_request_id] = {"id": first.point_request_id, "status": "InProgress"}
+    point.status_answers[second.point_request_id] = {"id": second.point_request_id, "status": "Completed"}
+    with caplog.at_level(logging.INFO, logger="deskbridge.events"):
+        assert send(bridge, event("completed"))[1]["ticket"] == {"source": "jira", "id": "APO-2"}
+    assert [bridge.record("jira", t).status for t in ("APO-1", "APO-2")] == ["submitted", "completed"]
+    assert any("confirmed jira/APO-2 by request id" in r.getMessage() for r in caplog.records)
+    asked = [c.path for c in point.calls if c.method == "GET"]
+    assert sorted(asked) == sorted(f"/v1.0/provision/requests/{r.point_request_id}" for r in (first, second))
+    # The next event for that name has one open request left: no question needed.
+    assert send(bridge, event("completed"))[1]["ticket"] == {"source": "jira", "id": "APO-1"}
+    assert len([c for c in point.calls if c.method == "GET"]) == 2
+
+
+def test_an_event_that_point_confirms_for_no_open_request_settles_none(bridge, caplog):
+    first, second = approve(bridge, "APO-1"), approve(bridge, "APO-2")
+    point = bridge.stack.point
+    for record in (first, second):  # neither is done, as Syskit Point tells it: the event is someone else's
+        point.status_answers[record.point_request_id] = {"status": "Pending"}
     with caplog.at_level(logging.WARNING, logger="deskbridge.events"):
-        assert send(bridge, event("completed"))[1]["ticket"] == {"source": "jira", "id": "APO-1"}
-    assert [bridge.record("jira", t).status for t in ("APO-1", "APO-2")] == ["completed", "submitted"]
-    assert any("matches 2 open requests" in r.getMessage() and "jira/APO-1" in r.getMessage()
-               for r in caplog.records)
-    # The next event for that name goes to the one still open.
-    assert send(bridge, event("completed"))[1]["ticket"] == {"source": "jira", "id": "APO-2"}
-
-
-def test_two_events_at_once_for_two_same_name_requests_settle_both(bridge):
-    for ticket in ("APO-1", "APO-2", "APO-3"):
-        approve(bridge, ticket)
-    answers: list[tuple[int, Any]] = []
-    threads = [threading.Thread(target=lambda: answers.append(send(bridge, event("completed")))) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(body["ticket"]["id"] for _, body in answers) == ["APO-1", "APO-2", "APO-3"]
-    assert [bridge.record("jira", t).status for t in ("APO-1", "APO-2", "APO-3")] == ["completed"] * 3
-    assert sorted(m["ticket"] for m in queued(bridge)) == ["APO-1", "APO-2", "APO-3"]
+        status, body = send(bridge, event("completed"))
+    assert (status, body["status"], body["ticket"]) == (202, "unconfirmed", None)
+    assert [bridge.record("jira", t).status for t in ("APO-1", "APO-2")] == ["submitted", "submitted"]
+    assert queued(bridge) == []
+    [line] = [r.getMessage() for r in caplog.records if "settling none" in r.getMessage()]
+    assert "matches 2 open requests" in line and "confirmed none" in line
 
 
 def test_event_for_a_workspace_the_bridge_never_sent_is_202_with_a_warning(bridge, caplog):
@@ -503,10 +509,14 @@ def test_servicenow_outage_then_recovery_writes_exactly_one_patch(bridge):
 def test_a_note_that_reached_the_desk_before_an_unclear_answer_is_not_written_again(bridge):
     """The desk acts, and its answer never arrives (the connection drops): the retry finds the marker."""
     bridge.configure(JIRA_INTERNAL_NOTE="false")
-    approve(bridge)
+    first = approve(bridge)
     servicenow_request(bridge)
-    send(bridge, event("completed"))  # both records are named "Project Apollo": the oldest, APO-1
-    send(bridge, event("completed"))  # then RITM0010452
+    other = bridge.record("servicenow", "RITM0010452")
+    # Both records are named "Project Apollo": Syskit Point, asked by request id, says APO-1's is the one done.
+    bridge.stack.point.status_answers.update({first.point_request_id: {"status": "Completed"},
+                                              other.point_request_id: {"status": "InProgress"}})
+    send(bridge, event("completed"))
+    send(bridge, event("completed"))  # then RITM0010452, the one still open
     bridge.stack.jira.drop_next(1, method="POST")
     bridge.stack.servicenow.drop_next(1, method="PATCH")
     write_back(bridge)

@@ -34,9 +34,10 @@ def test_every_stored_status_is_a_state_and_every_state_is_reachable():
     assert reached == set(STATES)
 
 
-def test_only_completed_and_point_failed_are_final_and_nothing_else_is_a_dead_end():
+def test_only_completed_is_final_and_nothing_else_is_a_dead_end():
     leaving = {source for source, _ in TABLE}
-    assert FINAL == {Status.COMPLETED, Status.FAILED_IN_POINT}
+    assert FINAL == {Status.COMPLETED}
+    assert {event for (state, event) in TABLE if state == Status.FAILED_IN_POINT} == {Event.REPLAY}
     assert not FINAL & leaving
     assert set(STATES) - set(FINAL) <= leaving
 
@@ -67,9 +68,20 @@ def test_a_call_is_made_only_from_pending_and_every_retry_lands_in_queued():
 
 def test_replay_takes_what_a_person_may_decide_on():
     replayable = {state for (state, event) in TABLE if event == Event.REPLAY}
-    assert replayable == {Status.FAILED, Status.UNCERTAIN, Status.QUEUED, Status.REJECTED}
+    assert replayable == {Status.FAILED, Status.UNCERTAIN, Status.QUEUED, Status.REJECTED, Status.FAILED_IN_POINT}
     for state in replayable:
         assert Effect.RESTART_SCHEDULE in transition(state, Event.REPLAY)[1]
+
+
+def test_a_status_answer_settles_as_the_event_would_and_finds_an_uncertain_request():
+    for state in (Status.SUBMITTED, Status.PROVISIONING, Status.UNCERTAIN):
+        assert transition(state, Event.POLLED_COMPLETED) == transition(Status.SUBMITTED, Event.EVENT_COMPLETED)
+        assert transition(state, Event.POLLED_FAILED) == transition(Status.SUBMITTED, Event.EVENT_FAILED)
+        assert transition(state, Event.POLLED_REFUSED) == (Status.REJECTED, (Effect.NOTIFY_DESK,))
+    assert transition(Status.UNCERTAIN, Event.POLLED_RUNNING) == (Status.SUBMITTED, ())
+    for state in (Status.PENDING, Status.QUEUED, Status.COMPLETED, Status.FAILED_IN_POINT, Status.REJECTED):
+        with pytest.raises(InvalidTransition):  # never asked about: no request id yet, or settled already
+            transition(state, Event.POLLED_COMPLETED)
 
 
 def test_an_event_that_means_nothing_here_is_refused():

@@ -331,7 +331,7 @@ def test_replay_refuses_a_submitted_request_and_asks_without_yes(bridge, capsys)
 
     accept(bridge)
     assert cli.main(["replay", "jira", "MKT-7", "--yes"]) == 1
-    assert "only failed, uncertain, rejected or queued" in capsys.readouterr().err
+    assert "only failed, uncertain, rejected, point_failed or queued" in capsys.readouterr().err
     assert cli.main(["replay", "jira", "NOPE-1", "--yes"]) == 1
     assert cli.main(["replay", "jira", "MKT-7"]) == 1  # no terminal to confirm in
     assert "add --yes" in capsys.readouterr().err

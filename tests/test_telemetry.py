@@ -190,3 +190,26 @@ def test_a_poisoned_desk_update_carries_its_source_and_ticket(bridge, caplog):
 def test_the_workbook_tables_run_the_alert_queries(name):
     table = {"requestsQuery": "recent-failures", "problemsQuery": "problems"}[name]
     assert workbook_queries()[table] == alert_queries()[name] + "\n| top 50 by timestamp desc"
+
+
+def test_an_overdue_request_is_one_row_of_the_problems_alert_and_its_table(bridge, caplog):
+    """No word from Syskit Point for BRIDGE_OUTCOME_OVERDUE_SECONDS: one line, counted by the alert that says the
+    bridge cannot do its work, and by the workbook's table of those problems."""
+    caplog.set_level("INFO", logger="deskbridge")
+    bridge.stack.point.send_events = False
+    status, body = bridge.http("provision", fixture("syskit_jira_custom_body.json"))
+    assert status == 201, body
+    record = bridge.record("jira", "MKT-7")
+    bridge.stack.point.status_answers[record.point_request_id] = {"status": "InProgress"}
+    for _ in range(3):  # three sweeps past the limit: the request is overdue once
+        bridge.clock.advance(bridge.runtime.settings.outcome_overdue)
+        functions()["reconcile"].get_user_function()(None)
+    [pattern] = kql_patterns()
+    lines = [dimensions(row["message"], pattern) for row in traces(caplog)
+             if '"bridge_event":"overdue"' in row["message"]]
+    assert lines == [{"bridge_event": "overdue", "source": "jira", "ticket": "MKT-7", "outcome": "overdue"}]
+    rows = run(alert_queries()["problemsQuery"], {"traces": traces(caplog)})
+    [row] = [row for row in rows if row["event"] == "overdue"]
+    assert row["occurrences"] == 1
+    table = run(workbook_queries()["problems"], {"traces": traces(caplog)})
+    assert [r["event"] for r in table] == ["overdue"]

@@ -32,13 +32,15 @@ traces
 // Problems that stop every request until someone fixes them: Syskit Point
 // refusing the bridge (401/403: consent revoked, secret wrong), a missing or
 // malformed setting, an unreadable secret, Azure Storage refusing or failing
-// the bridge, an unhandled exception. One row
+// the bridge, an unhandled exception; and a request with no word from
+// Syskit Point for BRIDGE_OUTCOME_OVERDUE_SECONDS (logged once each: Syskit
+// Point may be stuck, or lost the request). One row
 // per kind of problem, with how often it happened and the latest line.
 var problemsQuery = '''
 traces
 | extend d = parse_json(extract(@'(\{"bridge_event"[^\n]*\})', 1, message))
 | extend event = tostring(d.bridge_event)
-| where event in ("authorization", "config", "secret", "storage", "error")
+| where event in ("authorization", "config", "secret", "storage", "error", "overdue")
 | summarize arg_max(timestamp, message, operation_Id), occurrences = count() by event, setting = tostring(d.setting), point_status = tostring(d.point_status)
 '''
 
@@ -118,8 +120,8 @@ resource problemsAlert 'Microsoft.Insights/scheduledQueryRules@2023-03-15-previe
   tags: tags
   kind: 'LogAlert'
   properties: {
-    displayName: 'Point Desk Bridge: cannot work (authorization, settings, secrets, storage, errors)'
-    description: 'Syskit Point refused the bridge (401/403: admin consent or client secret), a setting is missing or malformed, a Key Vault secret cannot be read, or an unhandled exception happened. Every approval waits until this is fixed. Open the Point Desk Bridge workbook.'
+    displayName: 'Point Desk Bridge: cannot work (authorization, settings, secrets, storage, errors, overdue)'
+    description: 'Syskit Point refused the bridge (401/403: admin consent or client secret), a setting is missing or malformed, a Key Vault secret cannot be read, an unhandled exception happened, or a request has had no outcome from Syskit Point for BRIDGE_OUTCOME_OVERDUE_SECONDS. Every approval waits until this is fixed. Open the Point Desk Bridge workbook.'
     severity: 1
     enabled: true
     scopes: [

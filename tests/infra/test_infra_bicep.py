@@ -419,7 +419,7 @@ def test_workbook_alert_and_action_group():
     for word in ("poisoned", "failed", "uncertain", "d.ticket", "parse_json(extract(", "by source, ticket"):
         assert word in query
     problems = _variable(doc, "problemsQuery")
-    assert 'event in ("authorization", "config", "secret", "storage", "error")' in problems
+    assert 'event in ("authorization", "config", "secret", "storage", "error", "overdue")' in problems
     rules = {name: resource(doc, name)["properties"] for name in ("attentionAlert", "problemsAlert")}
     assert [r["criteria"]["allOf"][0]["query"] for r in rules.values()] == ["requestsQuery", "problemsQuery"]
     assert (rules["attentionAlert"]["severity"], rules["problemsAlert"]["severity"]) == (2, 1)
