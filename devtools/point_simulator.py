@@ -182,11 +182,11 @@ class PointSimulator(StandIn):
         return Reply(200, {"requestId": request.request_id, "status": "Pending"})
 
     def _request_status(self, request_id: str) -> Reply:
+        if request_id in self.status_answers:  # also a request sent before this simulator started
+            return Reply(200, self.status_answers[request_id])
         request = next((p for p in self.provisioned if p.request_id == request_id), None)
         if request is None:
             return Reply(404, {"message": "Request not found"})
-        if request_id in self.status_answers:
-            return Reply(200, self.status_answers[request_id])
         status = request.status(self.clock(), self.event_delay)
         answer = {
             "id": request.request_id,

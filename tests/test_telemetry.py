@@ -207,7 +207,8 @@ def test_an_overdue_request_is_one_row_of_the_problems_alert_and_its_table(bridg
     [pattern] = kql_patterns()
     lines = [dimensions(row["message"], pattern) for row in traces(caplog)
              if '"bridge_event":"overdue"' in row["message"]]
-    assert lines == [{"bridge_event": "overdue", "source": "jira", "ticket": "MKT-7", "outcome": "overdue"}]
+    assert lines == [{"bridge_event": "overdue", "source": "jira", "ticket": "MKT-7", "outcome": "overdue",
+                     "version": deskbridge.__version__}]
     rows = run(alert_queries()["problemsQuery"], {"traces": traces(caplog)})
     [row] = [row for row in rows if row["event"] == "overdue"]
     assert row["occurrences"] == 1

@@ -29,7 +29,7 @@ QUEUES = ("BRIDGE_RETRY_QUEUE", "BRIDGE_RETRY_POISON_QUEUE", "BRIDGE_DESK_QUEUE"
 
 # Where each record's story leads once this release has run the reconciler and every message.
 SETTLED = {
-    ("jira", "HR-101"): "submitted",  # nothing owed: left as it was
+    ("jira", "HR-101"): "submitted",  # Syskit Point, asked by request id, says still running
     ("jira", "HR-102"): "provisioning",  # its provisioning note written
     ("jira", "HR-103"): "completed",  # both notes written, each once
     ("jira", "HR-104"): "point_failed",
@@ -50,7 +50,7 @@ def stored(release: str, name: str) -> Any:
 def put_back(bridge, release: str) -> dict[str, list[str]]:
     """The release's records, delivery ids and messages into this test's tables and queues, as stored. The
     one thing rewritten is the callback receiver's address, which is this machine's stand-in's, not the
-    capture's."""
+    capture's; and Syskit Point's stand-in is told the requests the release sent, as still running."""
     from azure.data.tables import TableClient
 
     connection = bridge.settings["AzureWebJobsStorage"]
@@ -60,6 +60,8 @@ def put_back(bridge, release: str) -> dict[str, list[str]]:
             reply_to = json.loads(entity["ReplyTo"])
             reply_to["callbackUrl"] = re.sub(r"^https://[^/]+", bridge.stack.callbacks.url, reply_to["callbackUrl"])
             entity["ReplyTo"] = json.dumps(reply_to)
+        if entity.get("PointRequestId"):  # Syskit Point knows the requests the release sent: still running
+            bridge.stack.point.status_answers[entity["PointRequestId"]] = {"status": "InProgress"}
         ledger.create_entity(entity)
     deliveries = TableClient.from_connection_string(connection, bridge.settings["BRIDGE_DELIVERIES_TABLE"])
     for entity in stored(release, "deliveries.json"):
@@ -138,9 +140,10 @@ def test_this_release_settles_what_an_earlier_one_left(bridge, release, caplog):
     assert len(bridge.stack.servicenow.journal) == 1 and len(bridge.stack.callbacks.received) == 1
     # what this release wrote moved forward to its shape; what it had no reason to touch was left as it was
     assert bridge.record("jira", "HR-107").shape == RECORD_SHAPE
-    assert bridge.record("jira", "HR-101").shape == 1
+    assert bridge.record("jira", "HR-101").shape == RECORD_SHAPE  # asked about by request id: written anew
+    assert bridge.record("jira", "HR-106").shape == 1  # nothing to do for it: left as the release wrote it
     # the operator routes read and replay them
-    status, shown = bridge.http("admin_show", method="GET", route_params={"source": "jira", "ticket": "HR-101"})
+    status, shown = bridge.http("admin_show", method="GET", route_params={"source": "jira", "ticket": "HR-106"})
     assert status == 200 and shown["shape"] == 1 and shown["history"]
     status, replayed = bridge.http("admin_replay", route_params={"source": "jira", "ticket": "HR-108"})
     assert status == 200 and replayed["request"]["status"] == "queued"
