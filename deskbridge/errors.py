@@ -64,6 +64,12 @@ class SecretUnavailable(RemoteError):
         self.name = name
         self.reason = reason
 
+    @property
+    def public(self) -> str:
+        """What failed, for an answer or a record the status route shows: the reason, never the secret's name
+        (the log keeps the whole message)."""
+        return f"a secret the bridge needs could not be read from Key Vault: {self.reason}"
+
 
 class TokenError(RemoteError):
     """No token for Syskit Point. ``kind``: invalid_client (the secret may have been rotated), config or transient."""

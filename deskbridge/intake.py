@@ -439,12 +439,19 @@ def _resolve_emails(runtime: Runtime, approval: Approval) -> list[InvalidRequest
         else:
             still_missing.append(user)
     owners = [u for u in still_missing if u.role == "owners"]
-    for user in still_missing:
-        if user.role == "members":
-            approval.warnings.append(
-                f"member {user.display_name or user.account_id} ({user.account_id}) has no visible e-mail address "
-                "and was left out"
-            )
+    left_out = [u for u in still_missing if u.role == "members"]
+    if left_out:
+        # Kept on the record, which the status route shows: how many, never who (the log names them).
+        log.warning(
+            "members left out of %s for lack of a visible e-mail address: %s",
+            approval.ticket.id,
+            "; ".join(f"{u.display_name or '?'} (accountId {u.account_id or '?'})" for u in left_out),
+            extra={"bridge_event": "approval", "source": approval.ticket.source, "ticket": approval.ticket.id},
+        )
+        approval.warnings.append(
+            f"{len(left_out)} member(s) named on the issue have no visible e-mail address and were left out; "
+            "the bridge's log names them"
+        )
     if not owners:
         return []
     names = "; ".join(f"{u.display_name or '?'} (accountId {u.account_id or '?'})" for u in owners)

@@ -80,8 +80,10 @@ def classify_token_failure(exc: BaseException) -> TokenError:
 
 
 def _secret_failure(exc: SecretUnavailable) -> TokenError:
-    """No token, because the client secret could not be read from Key Vault (and why, if known)."""
-    return TokenError(str(exc), "transient" if exc.transient else "config", exc.unreachable)
+    """No token, because the client secret could not be read from Key Vault (and why, if known). The message
+    ends up on the record the status route shows: it says what failed; the log names the secret."""
+    log.warning("%s", exc, extra={"bridge_event": "secret"})
+    return TokenError(exc.public, "transient" if exc.transient else "config", exc.unreachable)
 
 
 _RENEW_BEFORE_EXPIRY = 300  # seconds: renew a token this long before it expires, as azure-identity does

@@ -9,6 +9,7 @@ answered.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -84,7 +85,8 @@ class ServiceNowClient:
         return result[0] if isinstance(result, list) and result and isinstance(result[0], dict) else None
 
     def update_item(self, sys_id: str, fields: dict[str, str]) -> None:
-        self._call("PATCH", f"/api/now/table/sc_req_item/{sys_id}", "sc_req_item", json=fields)
+        # Percent-encoded whatever it holds (intake lets only 32 hex characters through): one path segment.
+        self._call("PATCH", f"/api/now/table/sc_req_item/{quote(sys_id, safe='')}", "sc_req_item", json=fields)
 
     def has_work_note(self, sys_id: str, marker: str) -> bool:
         """Whether a work note on the item carries the marker (its journal, read through the Table API)."""
