@@ -74,9 +74,14 @@ class SecretUnavailable(RemoteError):
 class TokenError(RemoteError):
     """No token for Syskit Point. ``kind``: invalid_client (the secret may have been rotated), config or transient."""
 
-    def __init__(self, message: str, kind: str, unreachable: Unreachable | None = None) -> None:
+    def __init__(
+        self, message: str, kind: str, unreachable: Unreachable | None = None, secret: SecretUnavailable | None = None
+    ) -> None:
         super().__init__(message, transient=kind == "transient", unreachable=unreachable)
         self.kind = kind
+        # The Key Vault failure behind it, if that was the cause: its name is for the operator's terminal and the
+        # log, while the message (kept on the record the status route shows) says only what failed.
+        self.secret = secret
 
 
 class PointError(RemoteError):

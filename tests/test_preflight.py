@@ -83,7 +83,7 @@ def test_provision_preflight_answers_the_exact_call_and_the_approval_sends_it(br
     status, answer = bridge.http("provision", data, headers=headers, params=CHECK)
     assert status == 200, answer
     assert answer == {
-        "status": "valid", "ticket": {"source": "jira", "id": "MKT-7"}, "pointRequestId": None, "errors": [],
+        "status": "valid", "ticket": {"source": "provision-jira", "id": "MKT-7"}, "pointRequestId": None, "errors": [],
         "point": {"method": "POST", "path": "/v1.0/provision/teams", "body": {
             "templateId": 7, "displayName": "Marketing Campaign 2027", "desiredUrl": "mkt-7",
             "owners": ["olga.owner@contoso.com"], "members": ["mark.member@contoso.com"],

@@ -56,7 +56,8 @@ def parse(payload: Any, idempotency_key: str | None) -> Approval:
     id: ``ticket.id``, else the ``Idempotency-Key`` header, else the ticket
     named in the comment, else empty: the service then names it after a hash
     of the validated body (:func:`body_ticket_id`). source: ``ticket.source``,
-    else the desk named in the comment, else ``provision``. A source naming a
+    else the desk named in the comment (when the id is the comment's too), else
+    ``provision``. A source naming a
     desk (jira, servicenow) is recorded as ``provision-<desk>`` (the route's own
     partition, deskbridge.desks.VIA_PROVISION), and its id must be that desk's
     form: a Jira issue key, a ServiceNow number (``ticket.sysId``, optional, is
@@ -85,10 +86,12 @@ def parse(payload: Any, idempotency_key: str | None) -> Approval:
             errors.append(FieldError("ticket.callbackUrl", "must be an https:// URL"))
 
     from_comment = ticket_from_comment(payload.get("comment"))
-    source = str(ticket.get("source") or "").strip().lower() or (from_comment.source if from_comment else "provision")
     ticket_id = str(ticket.get("id") or "").strip() or (idempotency_key or "").strip()
     if not ticket_id and from_comment:
         ticket_id = from_comment.id
+    # The comment names a desk ticket, source and id together: its desk is the source only for its own id.
+    named = from_comment.source if from_comment and from_comment.id == ticket_id else "provision"
+    source = str(ticket.get("source") or "").strip().lower() or named
     identity = check_ticket(source, ticket_id) if ticket_id else check_source(source)
     desk = source.removeprefix(VIA_PROVISION)
     if desk in DESKS and not identity:

@@ -40,7 +40,10 @@ def _error_detail(response: requests.Response) -> str:
 
 def _segment(value: str) -> str:
     """One REST path segment, percent-encoded whatever it holds: intake only lets issue keys of Jira's form
-    through, and this keeps a key such as ``..`` or ``HR-1/../x`` one segment should any other reach here."""
+    through, and this keeps a key such as ``HR-1/../x`` or ``HR-1;x=1`` one segment should any other reach here.
+    A segment of dots alone (``.``, ``..``) is a path step however it is encoded: refused, never sent."""
+    if value.strip(".") == "":
+        raise JiraError("an empty or dot-only path segment is not a Jira issue key: not sent", transient=False)
     return quote(value, safe="")
 
 
