@@ -51,13 +51,13 @@ def jira_paths(bridge) -> list[str]:
 
 
 def test_a_provision_call_naming_a_jira_issue_cannot_block_its_jira_approval(desk):
-    status, answer = desk.http("provision", provision_body("jira", "HR-42"))
-    assert status == 201, answer
-    assert answer["ticket"] == {"source": "provision-jira", "id": "HR-42"}  # the provision route's own record
+    status, first = desk.http("provision", provision_body("jira", "HR-42"))
+    assert status == 201, first
     status, answer = desk.http("jira", fixture("jira_webhook_approved.json"))
     # main 1ef2909: 200 {"duplicate": true}, and Syskit Point never got the approved Jira request.
     assert status == 201 and "duplicate" not in answer, answer
     assert answer["ticket"] == {"source": "jira", "id": "HR-42"}
+    assert first["ticket"] == {"source": "provision-jira", "id": "HR-42"}  # the provision route's own record
     sent = [call.json()["displayName"] for call in desk.stack.point.provision_calls()]
     assert sent == ["Marketing Campaign 2027", "Project Apollo"]
     assert desk.record("jira", "HR-42").reply_to == {"issueKey": "HR-42"}
@@ -71,12 +71,13 @@ def test_a_provision_call_cannot_take_over_a_jira_request_syskit_point_refused(d
     desk.stack.point.reset_behaviour()  # the attacker's body would be provisioned
     taken = provision_body("jira", "HR-42", owners=["mallory@contoso.com"], displayName="Apollo Archive")
     status, answer = desk.http("provision", taken)
-    assert status == 201 and answer["ticket"] == {"source": "provision-jira", "id": "HR-42"}, answer
+    assert status == 201, answer
     # main 1ef2909: the Jira route's record took the provision body, owners and reply address, and was sent.
     after = desk.record("jira", "HR-42")
+    assert "mallory@contoso.com" not in after.body
     assert (after.status, after.body_hash, after.body, after.reply_to, after.etag) == (
         before.status, before.body_hash, before.body, before.reply_to, before.etag)
-    assert "mallory@contoso.com" not in after.body
+    assert answer["ticket"] == {"source": "provision-jira", "id": "HR-42"}
     write_back(desk)
     # Only the Jira route's own outcome reached HR-42 (its refusal); nothing of the provision record did.
     assert [(issue, "Apollo Archive" in sent["body"]) for issue, sent, _ in desk.stack.jira.comments] == [
