@@ -190,7 +190,8 @@ def exhausted_setup(cell: Cell) -> None:
     message = take(bridge, "BRIDGE_RETRY_QUEUE")
     call_queue_function("retry", message)
     finish(bridge, "BRIDGE_RETRY_QUEUE", message, ok=True)
-    assert bridge.record("provision-jira", "APO-1").status == "queued" and bridge.record("provision-jira", "APO-1").attempts == 2
+    record = bridge.record("provision-jira", "APO-1")
+    assert record.status == "queued" and record.attempts == 2
     retry_due_now(bridge, "provision-jira", "APO-1")
     cell.tickets = [("provision-jira", "APO-1")]
 
@@ -326,7 +327,7 @@ def reconcile_setup(cell: Cell) -> None:
     assert approve(bridge, "APO-4")[1]["status"] == "uncertain"
     bridge.clock.advance(bridge.runtime.settings.queue_grace + 3600)
     assert bridge.runtime.settings.uncertain_resend_after < bridge.runtime.settings.queue_grace + 3600
-    cell.tickets = [("provision-jira", "APO-1"), ("provision-jira", "APO-2"), ("provision-jira", "APO-3"), ("provision-jira", "APO-4")]
+    cell.tickets = [("provision-jira", f"APO-{n}") for n in (1, 2, 3, 4)]
 
 
 def reconcile_run(cell: Cell) -> None:

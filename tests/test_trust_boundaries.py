@@ -259,3 +259,18 @@ def test_the_status_route_shows_no_secret_name_when_the_point_token_cannot_be_ha
     assert status == 200 and "Key Vault" in shown["lastError"], shown
     assert "point-secret-that-is-not-there" not in json.dumps(shown) + json.dumps(answer)
     assert "point-secret-that-is-not-there" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "sys_id", ["../8f1c2b7e4f3a1210a1b2c3d4e5f607", "8f1c2b7e4f3a1210a1b2c3d4e5f60718^ORactive=true", ""])
+def test_the_servicenow_client_never_sends_a_sys_id_of_another_form(bridge, sys_id):
+    from deskbridge.desks.servicenow_client import ServiceNowClient
+    from deskbridge.errors import ServiceNowError
+
+    servicenow = bridge.stack.servicenow
+    client = ServiceNowClient(servicenow.url, username=servicenow.username, password=servicenow.password)
+    for call in (lambda: client.update_item(sys_id, {"work_notes": "x"}), lambda: client.has_work_note(sys_id, "m")):
+        with pytest.raises(ServiceNowError) as refused:
+            call()
+        assert refused.value.transient is False
+    assert servicenow.calls == []
