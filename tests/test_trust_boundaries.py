@@ -170,7 +170,8 @@ def test_an_odd_jira_key_is_a_400_naming_it_and_jira_never_sees_it(desk, key):
     [({"source": "servicenow", "id": "RITM0010452/../x"}, "ticket.id"),
      ({"source": "servicenow", "id": "ritm0010452"}, "ticket.id"),
      ({"source": "servicenow", "id": "RITM0010452", "sysId": "../8f1c2b7e4f3a1210a1b2c3d4e5f607"}, "ticket.sysId"),
-     ({"source": "servicenow", "id": "RITM0010452", "sysId": "8F1C2B7E4F3A1210A1B2C3D4E5F60718"}, "ticket.sysId")],
+     ({"source": "servicenow", "id": "RITM0010452", "sysId": "8F1C2B7E4F3A1210A1B2C3D4E5F60718"}, "ticket.sysId"),
+     ({"source": "jira", "id": "HR-42", "sysId": "8f1c2b7e4f3a1210a1b2c3d4e5f60718"}, "ticket.sysId")],
 )
 def test_odd_servicenow_identifiers_are_a_400_naming_the_field(desk, ticket, field):
     body = fixture("syskit_jira_custom_body.json") | {"ticket": ticket}
@@ -274,3 +275,19 @@ def test_the_servicenow_client_never_sends_a_sys_id_of_another_form(bridge, sys_
             call()
         assert refused.value.transient is False
     assert servicenow.calls == []
+
+
+def test_a_provision_servicenow_ticket_is_written_back_only_when_provision_desk_writeback_names_servicenow(desk):
+    sys_id = "8f1c2b7e4f3a1210a1b2c3d4e5f60718"
+    body = fixture("syskit_servicenow_body.json") | {"templateId": 10}  # refused by Syskit Point
+    body["ticket"] = {"source": "servicenow", "id": "RITM0010460", "sysId": sys_id}
+    status, answer = desk.http("provision", body)
+    assert (status, answer["ticket"]) == (422, {"source": "provision-servicenow", "id": "RITM0010460"}), answer
+    write_back(desk)
+    assert desk.stack.servicenow.calls == []  # off by default
+    desk.configure(PROVISION_DESK_WRITEBACK="servicenow")
+    body["ticket"]["id"] = "RITM0010461"
+    assert desk.http("provision", body)[0] == 422
+    write_back(desk)
+    assert [patched for patched, _ in desk.stack.servicenow.patches] == [sys_id]
+    assert desk.stack.jira.calls == []

@@ -57,12 +57,12 @@ def parse(payload: Any, idempotency_key: str | None) -> Approval:
     named in the comment, else empty: the service then names it after a hash
     of the validated body (:func:`body_ticket_id`). source: ``ticket.source``,
     else the desk named in the comment (when the id is the comment's too), else
-    ``provision``. A source naming a
-    desk (jira, servicenow) is recorded as ``provision-<desk>`` (the route's own
-    partition, deskbridge.desks.VIA_PROVISION), and its id must be that desk's
-    form: a Jira issue key, a ServiceNow number (``ticket.sysId``, optional, is
-    the item's sys_id). Problems with the ticket go into ``problems``, next to
-    the draft, so that validation adds its own.
+    ``provision``. A source naming a desk (jira, servicenow) is recorded as
+    ``provision-<desk>`` (the route's own partition: deskbridge.desks.VIA_PROVISION),
+    and its id must be that desk's form: a Jira issue key, a ServiceNow number
+    (``ticket.sysId``, only for a ServiceNow ticket, is the item's sys_id).
+    Problems with the ticket go into ``problems``, next to the draft, so that
+    validation adds its own.
     """
     if not isinstance(payload, dict):
         raise InvalidRequest([FieldError("body", "must be a JSON object")])
@@ -97,6 +97,8 @@ def parse(payload: Any, idempotency_key: str | None) -> Approval:
     if desk in DESKS and not identity:
         identity = _desk_ticket(desk, ticket_id, ticket.get("sysId"), reply_to)
         source = provision_source(desk)
+    if ticket.get("sysId") and desk != "servicenow":
+        identity.append(FieldError("ticket.sysId", "is only for a ServiceNow ticket (ticket.source servicenow)"))
     errors += InvalidRequest(identity).beyond(errors)
     approval = Approval(TicketRef(source, ticket_id), draft, reply_to)
     if errors:

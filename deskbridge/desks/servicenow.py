@@ -58,8 +58,9 @@ def parse(payload: Any, variables: CatalogVariables) -> Approval:
         if errors:
             number = ""  # named once, as the number, not again inside the comment it would go into
     sys_id = payload.get("sys_id")
-    if sys_id is not None and not (isinstance(sys_id, str) and not check_desk_id("sys_id", "sys_id", sys_id)):
-        errors += check_desk_id("sys_id", "sys_id", sys_id if isinstance(sys_id, str) else "")
+    wrong_sys_id = check_desk_id("sys_id", "sys_id", sys_id if isinstance(sys_id, str) else "")
+    if sys_id is not None and wrong_sys_id:
+        errors += wrong_sys_id
         sys_id = None
     given = payload.get("variables", {})
     if not isinstance(given, dict):
