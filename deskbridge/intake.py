@@ -26,7 +26,7 @@ from typing import Any
 from deskbridge import attempt, jsonbody, telemetry
 from deskbridge.answers import REFUSALS, Answer, answer, record_answer, refusal, storage_answer
 from deskbridge.auth import HubSignature, StandardWebhook, has_header
-from deskbridge.desks import Approval, Ignored, TicketRef
+from deskbridge.desks import Approval, Ignored, TicketRef, desk_of
 from deskbridge.errors import JiraError, StorageError
 from deskbridge.executor import Change
 from deskbridge.ledger import LedgerRecord, StaleRecord, iso
@@ -221,7 +221,24 @@ def _understand(
         from deskbridge.desks.generic import body_ticket_id
 
         ticket = TicketRef(ticket.source, body_ticket_id(request))
+    if route == "provision":
+        approval.warnings.extend(_unwritten_desk(runtime.settings, ticket, approval))
     return Understood(ticket, request, approval)
+
+
+def _unwritten_desk(s: Settings, ticket: TicketRef, approval: Approval) -> list[str]:
+    """Why a desk ticket named through /api/provision will not hear its outcome, said in the answer (and kept on
+    the record): a drop-in rule that used to see its outcome on the issue learns what to set."""
+    desk, _ = desk_of(ticket.source, approval.reply_to)
+    if not desk:
+        return []
+    if desk not in s.provision_desk_writeback:
+        return [f"the outcome is not written to {desk}: PROVISION_DESK_WRITEBACK does not name {desk}"]
+    if desk == "jira" and not s.jira_project_allowed(ticket.id):
+        return ["the outcome is not written to jira: the issue's project is not in JIRA_PROJECT_KEYS"]
+    if desk == "servicenow" and not approval.reply_to.get("sysId"):
+        return ["the outcome is not written to servicenow: ticket.sysId (the item's sys_id) is not given"]
+    return []
 
 
 def _accept(

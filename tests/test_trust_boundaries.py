@@ -76,12 +76,18 @@ def test_a_provision_call_cannot_take_over_a_jira_request_syskit_point_refused(d
     after = desk.record("jira", "HR-42")
     assert "mallory@contoso.com" not in after.body
     assert (after.status, after.body_hash, after.body, after.reply_to, after.etag) == (
-        before.status, before.body_hash, before.body, before.reply_to, before.etag)
+        before.status,
+        before.body_hash,
+        before.body,
+        before.reply_to,
+        before.etag,
+    )
     assert answer["ticket"] == {"source": "provision-jira", "id": "HR-42"}
     write_back(desk)
     # Only the Jira route's own outcome reached HR-42 (its refusal); nothing of the provision record did.
     assert [(issue, "Apollo Archive" in sent["body"]) for issue, sent, _ in desk.stack.jira.comments] == [
-        ("HR-42", False)]
+        ("HR-42", False)
+    ]
 
 
 def test_a_provision_call_cannot_write_to_any_jira_issue(desk):
@@ -102,6 +108,23 @@ def test_the_drop_in_jira_rule_gets_its_outcome_only_when_provision_desk_writeba
     assert [issue for issue, _, _ in desk.stack.jira.comments] == ["MKT-7"]
     assert desk.stack.jira.applied == [("MKT-7", "41")]
     assert desk.status("provision-jira", "MKT-7")[1]["status"] == "rejected"
+    assert "warnings" not in answer  # nothing to say: the outcome goes to the issue
+
+
+def test_an_answer_says_when_a_desk_named_through_provision_will_not_hear_its_outcome(desk):
+    status, answer = desk.http("provision", fixture("syskit_jira_custom_body.json"))
+    assert status == 201 and answer["warnings"] == [
+        "the outcome is not written to jira: PROVISION_DESK_WRITEBACK does not name jira"
+    ], answer
+    desk.configure(PROVISION_DESK_WRITEBACK="jira,servicenow", JIRA_PROJECT_KEYS="HR")
+    status, answer = desk.http("provision", provision_body("jira", "MKT-8"))
+    assert answer["warnings"] == ["the outcome is not written to jira: the issue's project is not in JIRA_PROJECT_KEYS"]
+    status, answer = desk.http("provision", provision_body("servicenow", "RITM0010470", displayName="Other"))
+    assert answer["warnings"] == [
+        "the outcome is not written to servicenow: ticket.sysId (the item's sys_id) is not given"
+    ], answer
+    status, answer = desk.http("provision", provision_body("acme", "T-9", displayName="Third"))
+    assert "warnings" not in answer, answer  # the caller's own tool: its callback, if any, is its channel
 
 
 def test_jira_project_keys_limits_every_jira_write_from_every_route(desk):
@@ -133,8 +156,15 @@ def test_a_malformed_provision_desk_writeback_is_a_503_naming_it_and_records_not
 def test_a_record_written_through_provision_by_main_is_still_found_and_never_written_to_jira_by_default(desk):
     # As main 1ef2909 stored Syskit's Jira rule: partition "jira", no issue key noted (the Jira route always
     # notes one), its outcome owed to MKT-7.
-    old = LedgerRecord(source="jira", ticket="MKT-7", status="rejected", display_name="Marketing Campaign Q3",
-                       workspace_type="teams", name_key="marketing campaign q3", body="{}")
+    old = LedgerRecord(
+        source="jira",
+        ticket="MKT-7",
+        status="rejected",
+        display_name="Marketing Campaign Q3",
+        workspace_type="teams",
+        name_key="marketing campaign q3",
+        body="{}",
+    )
     assert desk.runtime.ledger.insert(old)
     status, shown = desk.status("jira", "MKT-7")
     assert (status, shown["status"], shown["ticket"]) == (200, "rejected", {"source": "jira", "id": "MKT-7"})
@@ -167,11 +197,13 @@ def test_an_odd_jira_key_is_a_400_naming_it_and_jira_never_sees_it(desk, key):
 
 @pytest.mark.parametrize(
     ("ticket", "field"),
-    [({"source": "servicenow", "id": "RITM0010452/../x"}, "ticket.id"),
-     ({"source": "servicenow", "id": "ritm0010452"}, "ticket.id"),
-     ({"source": "servicenow", "id": "RITM0010452", "sysId": "../8f1c2b7e4f3a1210a1b2c3d4e5f607"}, "ticket.sysId"),
-     ({"source": "servicenow", "id": "RITM0010452", "sysId": "8F1C2B7E4F3A1210A1B2C3D4E5F60718"}, "ticket.sysId"),
-     ({"source": "jira", "id": "HR-42", "sysId": "8f1c2b7e4f3a1210a1b2c3d4e5f60718"}, "ticket.sysId")],
+    [
+        ({"source": "servicenow", "id": "RITM0010452/../x"}, "ticket.id"),
+        ({"source": "servicenow", "id": "ritm0010452"}, "ticket.id"),
+        ({"source": "servicenow", "id": "RITM0010452", "sysId": "../8f1c2b7e4f3a1210a1b2c3d4e5f607"}, "ticket.sysId"),
+        ({"source": "servicenow", "id": "RITM0010452", "sysId": "8F1C2B7E4F3A1210A1B2C3D4E5F60718"}, "ticket.sysId"),
+        ({"source": "jira", "id": "HR-42", "sysId": "8f1c2b7e4f3a1210a1b2c3d4e5f60718"}, "ticket.sysId"),
+    ],
 )
 def test_odd_servicenow_identifiers_are_a_400_naming_the_field(desk, ticket, field):
     body = fixture("syskit_jira_custom_body.json") | {"ticket": ticket}
@@ -204,8 +236,12 @@ def test_the_jira_client_sends_any_key_as_one_encoded_path_segment(bridge, key):
 def test_the_jira_client_never_sends_a_dot_segment(bridge, key):
     jira = bridge.stack.jira
     client = JiraClient(jira.url, jira.email, jira.api_token)
-    for call in (lambda: client.comment(key, "text", True, "pdb-1"), lambda: client.has_comment(key, "pdb-1"),
-                 lambda: client.transition(key, "Done", "pdb-1"), lambda: client.has_transitioned(key, "pdb-1")):
+    for call in (
+        lambda: client.comment(key, "text", True, "pdb-1"),
+        lambda: client.has_comment(key, "pdb-1"),
+        lambda: client.transition(key, "Done", "pdb-1"),
+        lambda: client.has_transitioned(key, "pdb-1"),
+    ):
         with pytest.raises(JiraError) as refused:
             call()
         assert refused.value.transient is False
@@ -222,16 +258,25 @@ def test_a_jira_webhook_secret_setting_that_names_nothing_is_a_503_not_an_unsign
     # main 1ef2909: 201, the unsigned body accepted as if no secret were configured.
     assert status == 503, answer
     assert [(e["field"], e["message"]) for e in answer["errors"]] == [
-        ("JIRA_WEBHOOK_SECRET_NAME", "setting is set but names nothing (only commas or spaces)")]
+        ("JIRA_WEBHOOK_SECRET_NAME", "setting is set but names nothing (only commas or spaces)")
+    ]
     assert desk.stack.point.provision_calls() == [] and desk.record("jira", "HR-42") is None
 
 
 def test_doctor_names_every_list_setting_that_names_nothing(bridge):
     from deskbridge import doctor
 
-    names = ["JIRA_WEBHOOK_SECRET_NAME", "SERVICENOW_SIGNING_SECRET_NAME", "PROVISION_SIGNING_SECRET_NAME",
-             "POINT_WEBHOOK_KEY_SECRET_NAME", "POINT_TEMPLATE_IDS", "POINT_DEFAULT_TEMPLATE_ID",
-             "BRIDGE_RETRY_SCHEDULE", "PROVISION_DESK_WRITEBACK", "JIRA_PROJECT_KEYS"]
+    names = [
+        "JIRA_WEBHOOK_SECRET_NAME",
+        "SERVICENOW_SIGNING_SECRET_NAME",
+        "PROVISION_SIGNING_SECRET_NAME",
+        "POINT_WEBHOOK_KEY_SECRET_NAME",
+        "POINT_TEMPLATE_IDS",
+        "POINT_DEFAULT_TEMPLATE_ID",
+        "BRIDGE_RETRY_SCHEDULE",
+        "PROVISION_DESK_WRITEBACK",
+        "JIRA_PROJECT_KEYS",
+    ]
     bridge.configure(**dict.fromkeys(names, " , "))
     [settings] = [o for o in doctor.run_checks(bridge.runtime) if o.name == "settings"]
     assert settings.state == "fail"
@@ -263,7 +308,8 @@ def test_the_status_route_shows_no_secret_name_when_the_point_token_cannot_be_ha
 
 
 @pytest.mark.parametrize(
-    "sys_id", ["../8f1c2b7e4f3a1210a1b2c3d4e5f607", "8f1c2b7e4f3a1210a1b2c3d4e5f60718^ORactive=true", ""])
+    "sys_id", ["../8f1c2b7e4f3a1210a1b2c3d4e5f607", "8f1c2b7e4f3a1210a1b2c3d4e5f60718^ORactive=true", ""]
+)
 def test_the_servicenow_client_never_sends_a_sys_id_of_another_form(bridge, sys_id):
     from deskbridge.desks.servicenow_client import ServiceNowClient
     from deskbridge.errors import ServiceNowError
