@@ -87,8 +87,9 @@ def refusal(exc: Exception, signature_field: str = "signature") -> Answer:
     if isinstance(exc, ConfigurationError):
         log.error("configuration problem: %s", exc, extra={"bridge_event": "config", "setting": exc.setting})
         return answer(Status.FAILED, 503, errors=[FieldError(exc.setting, f"setting {exc.problem}")])
-    log.error("%s", exc, extra={"bridge_event": "secret"})
-    return answer(Status.FAILED, 503, errors=[FieldError("keyVault", str(exc))])
+    log.error("%s", exc, extra={"bridge_event": "secret"})  # the log names the secret; the answer does not
+    shown = exc.public if isinstance(exc, SecretUnavailable) else "a secret could not be read from Key Vault"
+    return answer(Status.FAILED, 503, errors=[FieldError("keyVault", shown)])
 
 
 def storage_answer(exc: StorageError) -> Answer:

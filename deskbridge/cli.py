@@ -111,6 +111,8 @@ def problems_from(exc: BaseException, needs: Sequence[str] = ()) -> Failure:
         return exc
     if isinstance(exc, ConfigurationError):
         return settings_problems([exc])
+    if isinstance(exc, TokenError) and exc.secret is not None:
+        exc = exc.secret  # the operator is told which secret; the record and the answers are not
     if isinstance(exc, SecretUnavailable):
         from deskbridge.doctor import secret_hint
 

@@ -64,13 +64,24 @@ class SecretUnavailable(RemoteError):
         self.name = name
         self.reason = reason
 
+    @property
+    def public(self) -> str:
+        """What failed, for an answer or a record the status route shows: the reason, never the secret's name
+        (the log keeps the whole message)."""
+        return f"a secret the bridge needs could not be read from Key Vault: {self.reason}"
+
 
 class TokenError(RemoteError):
     """No token for Syskit Point. ``kind``: invalid_client (the secret may have been rotated), config or transient."""
 
-    def __init__(self, message: str, kind: str, unreachable: Unreachable | None = None) -> None:
+    def __init__(
+        self, message: str, kind: str, unreachable: Unreachable | None = None, secret: SecretUnavailable | None = None
+    ) -> None:
         super().__init__(message, transient=kind == "transient", unreachable=unreachable)
         self.kind = kind
+        # The Key Vault failure behind it, if that was the cause: its name is for the operator's terminal and the
+        # log, while the message (kept on the record the status route shows) says only what failed.
+        self.secret = secret
 
 
 class PointError(RemoteError):

@@ -26,7 +26,7 @@ from typing import Any
 from deskbridge import attempt, jsonbody, telemetry
 from deskbridge.answers import REFUSALS, Answer, answer, record_answer, refusal, storage_answer
 from deskbridge.auth import HubSignature, StandardWebhook, has_header
-from deskbridge.desks import Approval, Ignored, TicketRef
+from deskbridge.desks import Approval, Ignored, TicketRef, desk_of
 from deskbridge.errors import JiraError, StorageError
 from deskbridge.executor import Change
 from deskbridge.ledger import LedgerRecord, StaleRecord, iso
@@ -260,7 +260,24 @@ def _understand(
         from deskbridge.desks.generic import body_ticket_id
 
         ticket = TicketRef(ticket.source, body_ticket_id(request))
+    if route == "provision":
+        approval.warnings.extend(_unwritten_desk(runtime.settings, ticket, approval))
     return Understood(ticket, request, approval)
+
+
+def _unwritten_desk(s: Settings, ticket: TicketRef, approval: Approval) -> list[str]:
+    """Why a desk ticket named through /api/provision will not hear its outcome, said in the answer (and kept on
+    the record): a drop-in rule that used to see its outcome on the issue learns what to set."""
+    desk, _ = desk_of(ticket.source, approval.reply_to)
+    if not desk:
+        return []
+    if desk not in s.provision_desk_writeback:
+        return [f"the outcome is not written to {desk}: PROVISION_DESK_WRITEBACK does not name {desk}"]
+    if desk == "jira" and not s.jira_project_allowed(ticket.id):
+        return ["the outcome is not written to jira: the issue's project is not in JIRA_PROJECT_KEYS"]
+    if desk == "servicenow" and not approval.reply_to.get("sysId"):
+        return ["the outcome is not written to servicenow: ticket.sysId (the item's sys_id) is not given"]
+    return []
 
 
 def _accept(
@@ -488,12 +505,19 @@ def _resolve_emails(runtime: Runtime, approval: Approval) -> list[InvalidRequest
         else:
             still_missing.append(user)
     owners = [u for u in still_missing if u.role == "owners"]
-    for user in still_missing:
-        if user.role == "members":
-            approval.warnings.append(
-                f"member {user.display_name or user.account_id} ({user.account_id}) has no visible e-mail address "
-                "and was left out"
-            )
+    left_out = [u for u in still_missing if u.role == "members"]
+    if left_out:
+        # Kept on the record, which the status route shows: how many, never who (the log names them).
+        log.warning(
+            "members left out of %s for lack of a visible e-mail address: %s",
+            approval.ticket.id,
+            "; ".join(f"{u.display_name or '?'} (accountId {u.account_id or '?'})" for u in left_out),
+            extra={"bridge_event": "approval", "source": approval.ticket.source, "ticket": approval.ticket.id},
+        )
+        approval.warnings.append(
+            f"{len(left_out)} member(s) named on the issue have no visible e-mail address and were left out; "
+            "the bridge's log names them"
+        )
     if not owners:
         return []
     names = "; ".join(f"{u.display_name or '?'} (accountId {u.account_id or '?'})" for u in owners)

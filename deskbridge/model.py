@@ -389,3 +389,23 @@ def check_ticket(source: str, ticket_id: str) -> list[FieldError]:
             )
         )
     return errors
+
+
+# The forms of the desks' own identifiers. They go into the desks' REST paths (percent-encoded there too), so
+# anything else is refused at intake, by the field that carried it.
+ISSUE_KEY_FORM = re.compile(r"[A-Z][A-Z0-9_]{1,99}-[0-9]{1,18}")
+RITM_NUMBER_FORM = re.compile(r"[A-Z]{2,16}[0-9]{1,32}")
+SYS_ID_FORM = re.compile(r"[0-9a-f]{32}")
+
+DESK_ID_FORMS = {
+    "jira": (ISSUE_KEY_FORM, "must be a Jira issue key such as HR-42 (upper-case project key, '-', a number)"),
+    "servicenow": (RITM_NUMBER_FORM, "must be a ServiceNow number such as RITM0010452 (capital letters, then digits)"),
+    "sys_id": (SYS_ID_FORM, "must be 32 lower-case hexadecimal characters"),
+}
+
+
+def check_desk_id(kind: str, field: str, value: str) -> list[FieldError]:
+    """``value`` as the desk writes identifiers of ``kind`` (jira, servicenow, sys_id), or an error naming
+    ``field``. The status route does not use it: a record stored before these checks is still found."""
+    form, message = DESK_ID_FORMS[kind]
+    return [] if form.fullmatch(value) else [FieldError(field, message)]

@@ -80,8 +80,10 @@ def classify_token_failure(exc: BaseException) -> TokenError:
 
 
 def _secret_failure(exc: SecretUnavailable) -> TokenError:
-    """No token, because the client secret could not be read from Key Vault (and why, if known)."""
-    return TokenError(str(exc), "transient" if exc.transient else "config", exc.unreachable)
+    """No token, because the client secret could not be read from Key Vault (and why, if known). The message
+    ends up on the record the status route shows: it says what failed; the log names the secret."""
+    log.warning("%s", exc, extra={"bridge_event": "secret"})
+    return TokenError(exc.public, "transient" if exc.transient else "config", exc.unreachable, secret=exc)
 
 
 _RENEW_BEFORE_EXPIRY = 300  # seconds: renew a token this long before it expires, as azure-identity does
@@ -431,7 +433,9 @@ class PointClient:
             try:
                 token = self.tokens.token()
             except TokenError as exc:
-                raise PointError(str(exc), token=True, unreachable=exc.unreachable, transient=exc.transient) from None
+                # The operator's commands and doctor: the secret is named for them (never on a record or answer).
+                said = str(exc.secret) if exc.secret is not None else str(exc)
+                raise PointError(said, token=True, unreachable=exc.unreachable, transient=exc.transient) from None
             try:
                 response = self.session.request(
                     method, self.base_url + path, json=json, headers=_headers(token), timeout=self.timeouts

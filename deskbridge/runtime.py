@@ -327,7 +327,7 @@ class Runtime:
         if not s.jira_configured:
             return None
         token = self.secrets.value(s.require("JIRA_API_TOKEN_SECRET_NAME"))
-        return JiraClient(s.jira_url, s.require("JIRA_EMAIL"), token)
+        return JiraClient(s.jira_url, s.require("JIRA_EMAIL"), token, projects=s.jira_project_keys)
 
     @lazy
     def servicenow(self) -> ServiceNowClient | None:

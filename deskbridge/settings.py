@@ -168,6 +168,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "false",
         "true lets callbacks go to loopback (127.0.0.0/8, ::1, localhost): local runs only, never in Azure",
     ),
+    _spec(
+        "PROVISION_DESK_WRITEBACK",
+        "",
+        "desks a /api/provision record naming a desk ticket may write its outcome to: jira, servicenow or both "
+        "(comma-separated); empty: none (docs/security.md says what each lets a provision key holder do)",
+    ),
     # Jira
     _spec("JIRA_APPROVED_STATUS", "Approved", "status name that means approved"),
     _spec(
@@ -202,6 +208,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "",
         "project key doctor checks the bridge account's permissions and workflow transitions in, e.g. HR; empty: "
         "doctor checks only the token",
+    ),
+    _spec(
+        "JIRA_PROJECT_KEYS",
+        "",
+        "Jira projects the bridge may write to (comments, transitions), comma-separated, e.g. HR,IT; empty: any "
+        "project the bridge account can reach",
     ),
     # ServiceNow
     _spec("SERVICENOW_URL", "", "instance, e.g. https://contoso.service-now.com (https; http:// only to loopback); enables write-back"),
@@ -253,8 +265,8 @@ _SIGNATURE_SETTINGS = {
 }
 
 
-def _csv(value: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in value.split(",") if part.strip())
+# The desks a /api/provision record may write to when PROVISION_DESK_WRITEBACK names them.
+WRITEBACK_DESKS = ("jira", "servicenow")
 
 
 def _service_url(setting: str, value: str) -> str:
@@ -308,6 +320,17 @@ class Settings:
         if not value:
             raise ConfigurationError(name, "is not set")
         return value
+
+    def _list(self, name: str) -> tuple[str, ...]:
+        """A comma-separated setting: its names, trimmed. Set but naming nothing (``","``, ``" , "``) is a
+        ConfigurationError: a list that is set is meant to say something, and reading it as empty would quietly
+        switch off what it controls (a signature check, a limit). Every list-valued setting is read here."""
+        value = self.raw(name)
+        parts = tuple(part.strip() for part in value.split(","))
+        names = tuple(part for part in parts if part)
+        if value and not names:
+            raise ConfigurationError(name, "is set but names nothing (only commas or spaces)")
+        return names
 
     def _int(self, name: str, minimum: int = 0) -> int:
         value = self.raw(name)
@@ -376,7 +399,7 @@ class Settings:
     @cached_property
     def template_ids(self) -> frozenset[int]:
         try:
-            return frozenset(int(part) for part in _csv(self.raw("POINT_TEMPLATE_IDS")))
+            return frozenset(int(part) for part in self._list("POINT_TEMPLATE_IDS"))
         except ValueError:
             raise ConfigurationError("POINT_TEMPLATE_IDS", "must be whole numbers separated by commas") from None
 
@@ -384,7 +407,7 @@ class Settings:
     def default_template_ids(self) -> dict[str, int]:
         """Default template per workspace type; the key "" applies to every type."""
         defaults: dict[str, int] = {}
-        for part in _csv(self.raw("POINT_DEFAULT_TEMPLATE_ID")):
+        for part in self._list("POINT_DEFAULT_TEMPLATE_ID"):
             kind, _, number = part.rpartition("=")
             kind = kind.strip().lower()
             if kind and kind not in WORKSPACE_TYPES or not number.strip().isdigit():
@@ -409,9 +432,9 @@ class Settings:
     def point_retry_budget(self) -> float:
         return self._float("POINT_RETRY_BUDGET_SECONDS")
 
-    @property
+    @cached_property
     def point_webhook_key_secret_names(self) -> tuple[str, ...]:
-        return _csv(self.raw("POINT_WEBHOOK_KEY_SECRET_NAME"))
+        return self._list("POINT_WEBHOOK_KEY_SECRET_NAME")
 
     # -- Key Vault ----------------------------------------------------------
     @cached_property
@@ -472,7 +495,7 @@ class Settings:
     @cached_property
     def retry_schedule(self) -> tuple[int, ...]:
         try:
-            delays = tuple(int(part) for part in _csv(self.raw("BRIDGE_RETRY_SCHEDULE")))
+            delays = tuple(int(part) for part in self._list("BRIDGE_RETRY_SCHEDULE"))
         except ValueError:
             delays = ()
         if not delays or min(delays) < 1 or max(delays) > 7 * 24 * 3600 - 1:
@@ -539,7 +562,7 @@ class Settings:
     # -- caller signatures --------------------------------------------------
     def signing_secret_names(self, route: str) -> tuple[str, ...]:
         """Secret names for a route's caller signature (jira, servicenow, provision)."""
-        return _csv(self.raw(_SIGNATURE_SETTINGS[route][0]))
+        return self._list(_SIGNATURE_SETTINGS[route][0])
 
     def signature_required(self, route: str) -> bool:
         secret_setting, required_setting = _SIGNATURE_SETTINGS[route]
@@ -553,24 +576,16 @@ class Settings:
     @cached_property
     def callback_signing_secret_names(self) -> tuple[str, ...]:
         """The secrets that sign outcome callbacks; empty: callbacks go unsigned (never an inbound secret)."""
-        return self._names("BRIDGE_CALLBACK_SIGNING_SECRET_NAME")
+        return self._list("BRIDGE_CALLBACK_SIGNING_SECRET_NAME")
 
     @cached_property
     def callback_policy(self) -> CallbackPolicy:
-        hosts = tuple(entry.lower().removesuffix(".") for entry in self._names("BRIDGE_CALLBACK_HOSTS"))
+        hosts = tuple(entry.lower().removesuffix(".") for entry in self._list("BRIDGE_CALLBACK_HOSTS"))
         if not all(valid_host_pattern(entry) for entry in hosts):
             raise ConfigurationError(
                 "BRIDGE_CALLBACK_HOSTS", "must be host names or *.suffix entries (e.g. hooks.contoso.com,*.contoso.com)"
             )
         return CallbackPolicy(hosts=hosts, allow_loopback=self._flag("BRIDGE_CALLBACK_ALLOW_LOOPBACK", default=False))
-
-    def _names(self, name: str) -> tuple[str, ...]:
-        """A comma-separated list that may be empty, but not set to something that names nothing (",")."""
-        value = self.raw(name)
-        names = _csv(value)
-        if value and not names:
-            raise ConfigurationError(name, "is set but names nothing")
-        return names
 
     # -- Jira ---------------------------------------------------------------
     @property
@@ -596,6 +611,28 @@ class Settings:
     @cached_property
     def jira_url(self) -> str:
         return _service_url("JIRA_URL", self.require("JIRA_URL"))
+
+    def jira_project_keys(self) -> frozenset[str]:
+        """The projects every Jira write is limited to; empty: no limit (the account's own permissions)."""
+        import re
+
+        keys = frozenset(key.upper() for key in self._list("JIRA_PROJECT_KEYS"))
+        if any(not re.fullmatch(r"[A-Z][A-Z0-9_]{0,254}", key) for key in keys):
+            raise ConfigurationError("JIRA_PROJECT_KEYS", "must be Jira project keys separated by commas, such as HR,IT")
+        return keys
+
+    def jira_project_allowed(self, issue_key: str) -> bool:
+        """Whether the bridge may write to this issue: its project is listed in JIRA_PROJECT_KEYS, or none is."""
+        allowed = self.jira_project_keys
+        return not allowed or issue_key.rpartition("-")[0].upper() in allowed
+
+    @cached_property
+    def provision_desk_writeback(self) -> frozenset[str]:
+        """The desks a /api/provision record may write to (PROVISION_DESK_WRITEBACK); empty: none."""
+        desks = frozenset(desk.lower() for desk in self._list("PROVISION_DESK_WRITEBACK"))
+        if not desks <= set(WRITEBACK_DESKS):
+            raise ConfigurationError("PROVISION_DESK_WRITEBACK", "must be jira, servicenow or both, comma-separated")
+        return desks
 
     @property
     def jira_configured(self) -> bool:
@@ -701,6 +738,8 @@ SETTING_GROUPS: dict[str, Callable[[Settings], tuple[Callable[[], object], ...]]
         lambda: s.retry_queue,
         lambda: s.retry_poison_queue,
         lambda: s.desk_queue,
+        lambda: s.provision_desk_writeback,  # where the outcome may be written (deskbridge.writeback)
+        lambda: s.jira_project_keys,
     ),
     "callers": lambda s: (
         lambda: s.signature_required("jira"),
@@ -710,9 +749,12 @@ SETTING_GROUPS: dict[str, Callable[[Settings], tuple[Callable[[], object], ...]]
         lambda: s.jira_post_function_match,
         lambda: s.callback_policy,
         lambda: s.callback_signing_secret_names,
+        lambda: s.point_webhook_key_secret_names,
     ),
     "desks": lambda s: (
         lambda: s.jira_project_key,
+        lambda: s.jira_project_keys,
+        lambda: s.provision_desk_writeback,
         *((lambda: s.jira_url,) if s.raw("JIRA_URL") else ()),
         *((lambda: s.servicenow_url,) if s.raw("SERVICENOW_URL") else ()),
     ),

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 
 from deskbridge import telemetry
 from deskbridge.auth import sign_standard_webhook
-from deskbridge.desks import marker_line, step_marker
+from deskbridge.desks import desk_of, marker_line, step_marker
 from deskbridge.errors import RemoteError, SecretUnavailable
 from deskbridge.ledger import AWAITING_OUTCOME, LedgerRecord, iso, parse_iso
 from deskbridge.model import Status
@@ -45,12 +45,30 @@ def round_label(record: LedgerRecord, update: str) -> str:
     return f"{update}#{record.outcome_round}" if record.outcome_round else update
 
 
+def jira_issue(record: LedgerRecord) -> str:
+    """The Jira issue a record's outcome goes to (the key the route noted, else the ticket)."""
+    return record.reply_to.get("issueKey") or record.ticket
+
+
 def desk_targets(settings: Settings, record: LedgerRecord) -> list[str]:
-    """Where this request's outcome can be written: jira, servicenow, callback."""
+    """Where this request's outcome can be written: jira, servicenow, callback.
+
+    A desk is written only from a record of its own route, or from a /api/provision record when
+    PROVISION_DESK_WRITEBACK names the desk; Jira only in the projects JIRA_PROJECT_KEYS lists (when set)."""
     targets = []
-    if record.source == "jira" and settings.jira_configured:
-        targets.append("jira")
-    if record.source == "servicenow" and record.reply_to.get("sysId") and settings.servicenow_configured:
+    desk, route = desk_of(record.source, record.reply_to)
+    allowed = route == desk or desk in settings.provision_desk_writeback
+    if desk == "jira" and allowed and settings.jira_configured:
+        if settings.jira_project_allowed(jira_issue(record)):
+            targets.append("jira")
+        else:
+            log.warning(
+                "the outcome of %s/%s is not written to Jira: its project is not in JIRA_PROJECT_KEYS",
+                record.source, record.ticket,
+                extra={"bridge_event": "desk_update", "source": record.source, "ticket": record.ticket,
+                       "outcome": "not_allowed"},
+            )
+    if desk == "servicenow" and allowed and record.reply_to.get("sysId") and settings.servicenow_configured:
         targets.append("servicenow")
     if record.reply_to.get("callbackUrl"):
         targets.append("callback")
@@ -390,7 +408,7 @@ def _steps(runtime: Runtime, record: LedgerRecord, update: str, text: str = "") 
         return step_marker(record.source, record.ticket, label, step)
 
     if "jira" in targets:
-        issue = record.reply_to.get("issueKey") or record.ticket
+        issue = jira_issue(record)
         name = f"{label}:jira-comment"
         comment_marker = marker(name)
         steps.append(Step(

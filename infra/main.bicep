@@ -340,6 +340,9 @@ param bridgeCallbackAllowLoopback string = ''
 @description('PROVISION_REQUIRE_SIGNATURE: true or false; default: true when a signing secret is configured')
 param provisionRequireSignature string = ''
 
+@description('PROVISION_DESK_WRITEBACK: desks a /api/provision record may write to: jira, servicenow or both (empty: none)')
+param provisionDeskWriteback string = ''
+
 @description('JIRA_APPROVED_STATUS: status name that means approved (empty: Approved)')
 param jiraApprovedStatus string = ''
 
@@ -387,6 +390,9 @@ param jiraTransitionFailed string = ''
 
 @description('JIRA_PROJECT_KEY: project key doctor checks permissions and workflow transitions in (empty: token only)')
 param jiraProjectKey string = ''
+
+@description('JIRA_PROJECT_KEYS: Jira projects the bridge may write to, comma-separated (empty: any)')
+param jiraProjectKeys string = ''
 
 @description('SERVICENOW_URL: instance, e.g. https://contoso.service-now.com; enables write-back')
 param servicenowUrl string = ''
@@ -676,6 +682,7 @@ var bridgeSettings = union(secretNameSettings, {
   BRIDGE_CALLBACK_HOSTS: bridgeCallbackHosts
   BRIDGE_CALLBACK_ALLOW_LOOPBACK: bridgeCallbackAllowLoopback
   PROVISION_REQUIRE_SIGNATURE: provisionRequireSignature
+  PROVISION_DESK_WRITEBACK: provisionDeskWriteback
   JIRA_APPROVED_STATUS: jiraApprovedStatus
   JIRA_POST_FUNCTION_MATCH: jiraPostFunctionMatch
   JIRA_FIELD_DISPLAY_NAME: jiraFieldDisplayName
@@ -692,6 +699,7 @@ var bridgeSettings = union(secretNameSettings, {
   JIRA_TRANSITION_COMPLETED: jiraTransitionCompleted
   JIRA_TRANSITION_FAILED: jiraTransitionFailed
   JIRA_PROJECT_KEY: jiraProjectKey
+  JIRA_PROJECT_KEYS: jiraProjectKeys
   SERVICENOW_URL: servicenowUrl
   SERVICENOW_USERNAME: servicenowUsername
   SERVICENOW_REQUIRE_SIGNATURE: servicenowRequireSignature

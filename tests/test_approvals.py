@@ -16,7 +16,7 @@ JIRA_FIELDS = SAMPLE_JIRA_FIELDS
 def test_syskit_documented_body_is_forwarded_exactly(bridge):
     status, body = bridge.http("provision", fixture("syskit_jira_custom_body.json"))
     assert status == 201, body
-    assert body["status"] == "submitted" and body["ticket"] == {"source": "jira", "id": "MKT-7"}
+    assert body["status"] == "submitted" and body["ticket"] == {"source": "provision-jira", "id": "MKT-7"}
     [call] = bridge.stack.point.provision_calls()
     assert call.path == "/v1.0/provision/teams"
     assert call.json() == {
@@ -68,8 +68,11 @@ def test_jira_member_without_email_is_reported_not_dropped_silently(bridge):
     fields["customfield_10061"].append({"accountId": "5d53-hidden", "displayName": "Quiet Quinn"})
     status, body = bridge.http("jira", payload)
     assert status == 201
-    assert any("Quiet Quinn" in w and "left out" in w for w in body["warnings"])
+    assert any("1 member(s)" in w and "left out" in w for w in body["warnings"])
     assert bridge.record("jira", "HR-42").warnings == body["warnings"]
+    # What the status route shows names no Jira user: neither the display name nor the account id.
+    shown = json.dumps(bridge.status("jira", "HR-42")[1])
+    assert "Quiet Quinn" not in shown and "5d53-hidden" not in shown
 
 
 def test_jira_automation_payloads_and_ignored_events(bridge):
@@ -185,7 +188,7 @@ def test_point_refusal_is_422_with_its_message(bridge):
     status, answer = bridge.http("provision", body)
     assert status == 422 and answer["status"] == "rejected"
     assert "Template 10 is not a teams template" in answer["errors"][0]["message"]
-    record = bridge.record("jira", "MKT-7")
+    record = bridge.record("provision-jira", "MKT-7")
     assert (record.status, record.point_status) == ("rejected", 400)
     # The ticket corrected and approved again is tried with its new content.
     status, answer = bridge.http("provision", body | {"workspaceType": "yammer"})
@@ -200,7 +203,7 @@ def test_transient_failures_are_retried_within_the_budget(bridge):
     status, body = bridge.http("provision", fixture("syskit_jira_custom_body.json"))
     assert status == 201, body
     assert [c.method for c in bridge.stack.point.provision_calls()] == ["POST"] * 3
-    assert bridge.record("jira", "MKT-7").attempts == 1
+    assert bridge.record("provision-jira", "MKT-7").attempts == 1
 
 
 def test_read_timeout_after_sending_is_uncertain_and_not_resent(bridge):
@@ -208,7 +211,7 @@ def test_read_timeout_after_sending_is_uncertain_and_not_resent(bridge):
     status, body = bridge.http("provision", fixture("syskit_jira_custom_body.json"))
     assert (status, body["status"]) == (202, "uncertain")
     assert len(bridge.stack.point.provision_calls()) == 1
-    record = bridge.record("jira", "MKT-7")
+    record = bridge.record("provision-jira", "MKT-7")
     assert record.status == "uncertain" and "not re-sent" in record.last_error
     assert bridge.http("provision", fixture("syskit_jira_custom_body.json"))[1]["status"] == "uncertain"
     assert len(bridge.stack.point.provision_calls()) == 1
@@ -238,7 +241,7 @@ def test_status_of_a_ticket_that_could_never_be_recorded_is_a_400_naming_it(brid
     status, body = bridge.status(source, ticket)
     assert status == 400 and [e["field"] for e in body["errors"]] == [field], body
     if field == "ticket.source":  # and a ticket that could be recorded does reach the (closed) storage
-        status, body = bridge.status("jira", "MKT-7")
+        status, body = bridge.status("provision-jira", "MKT-7")
         assert status == 503 and [e["field"] for e in body["errors"]] == ["storage"], body
 
 
@@ -262,7 +265,7 @@ def test_one_structured_log_line_per_callback(bridge, caplog):
     caplog.set_level("INFO", logger="deskbridge")
     bridge.http("provision", fixture("syskit_jira_custom_body.json"))
     [line] = [r for r in caplog.records if getattr(r, "bridge_event", "") == "approval"]
-    assert (line.source, line.ticket, line.outcome, line.point_status) == ("jira", "MKT-7", "submitted", 200)
+    assert (line.source, line.ticket, line.outcome, line.point_status) == ("provision-jira", "MKT-7", "submitted", 200)
     assert line.duration_ms > 0
     assert "olga.owner@contoso.com" not in line.getMessage()
 

@@ -73,12 +73,12 @@ def test_a_404_at_the_provisioning_endpoint_is_a_configuration_problem_not_a_ref
     with caplog.at_level(logging.ERROR, logger="deskbridge"):
         status, body = bridge.http("provision", BODY)
     assert (status, body["status"]) == (202, "queued"), body
-    record = bridge.record("jira", "MKT-7")
+    record = bridge.record("provision-jira", "MKT-7")
     assert record.point_status == 404 and "check POINT_URL" in record.last_error
     assert any(getattr(r, "bridge_event", "") == "authorization" for r in caplog.records)
     bridge.configure(POINT_URL=point_url)  # fixed: the next attempt goes through
     bridge.drain("BRIDGE_RETRY_QUEUE", "retry")
-    assert bridge.record("jira", "MKT-7").status == "submitted"
+    assert bridge.record("provision-jira", "MKT-7").status == "submitted"
     assert len(bridge.stack.point.provisioned) == 1
 
 
@@ -87,12 +87,12 @@ def test_a_408_is_retried_within_the_budget(bridge):
     status, body = bridge.http("provision", BODY)
     assert (status, body["status"]) == (201, "submitted"), body
     assert len(bridge.stack.point.provision_calls()) == 2
-    assert bridge.record("jira", "MKT-7").attempts == 1
+    assert bridge.record("provision-jira", "MKT-7").attempts == 1
 
 
 def test_record_times_keep_microseconds(bridge):
     bridge.http("provision", BODY)
-    record = bridge.record("jira", "MKT-7")
+    record = bridge.record("provision-jira", "MKT-7")
     for moment in (record.created_at, record.updated_at, record.submitted_at):
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", moment), moment
 

@@ -159,7 +159,7 @@ def test_a_missing_setting_refuses_before_anything_is_recorded(bridge):
     bridge.configure(POINT_URL=None)
     status, answer = bridge.http("provision", body)
     assert (status, answer["status"], answer["errors"][0]["field"]) == (503, "failed", "POINT_URL")
-    assert bridge.record("jira", "MKT-7") is None
+    assert bridge.record("provision-jira", "MKT-7") is None
     bridge.configure(POINT_URL=bridge.stack.point.url)
     status, answer = bridge.http("provision", body)
     assert (status, answer["status"]) == (201, "submitted")

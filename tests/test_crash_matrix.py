@@ -69,6 +69,7 @@ def fresh(bridge: Any) -> None:
         "BRIDGE_CALLBACK_SIGNING_SECRET_NAME": "callback-signing",
         "BRIDGE_CALLBACK_ALLOW_LOOPBACK": "true",  # the callback stand-in listens on 127.0.0.1
         "JIRA_TRANSITION_COMPLETED": "Done",
+        "PROVISION_DESK_WRITEBACK": "jira",  # Syskit's Jira rule on /api/provision: its outcome goes to the issue
         "SERVICENOW_STATE_COMPLETED": "3",
         "POINT_RETRY_BUDGET_SECONDS": "0.5",
     })
@@ -134,7 +135,7 @@ def retry_due_now(bridge: Any, source: str, ticket: str) -> None:
 
 
 def first_approval_setup(cell: Cell) -> None:
-    cell.tickets = [("jira", "APO-1")]
+    cell.tickets = [("provision-jira", "APO-1")]
     cell.notes["request"] = signed(body_for(cell.bridge, "APO-1"))
 
 
@@ -149,7 +150,7 @@ def http_run(name: str) -> Callable[[Cell], None]:
 
 def duplicate_setup(cell: Cell) -> None:
     assert approve(cell.bridge, "APO-1")[0] == 201
-    cell.tickets = [("jira", "APO-1")]
+    cell.tickets = [("provision-jira", "APO-1")]
     cell.notes["request"] = signed(body_for(cell.bridge, "APO-1"))  # the same ticket, a new delivery
 
 
@@ -157,8 +158,8 @@ def retry_setup(cell: Cell) -> None:
     bridge = cell.bridge
     bridge.stack.point.fail_next(1, 503, method="POST", retry_after=5)
     assert approve(bridge, "APO-1")[1]["status"] == "queued"
-    retry_due_now(bridge, "jira", "APO-1")
-    cell.tickets = [("jira", "APO-1")]
+    retry_due_now(bridge, "provision-jira", "APO-1")
+    cell.tickets = [("provision-jira", "APO-1")]
 
 
 def resubmit_setup(cell: Cell) -> None:
@@ -170,13 +171,13 @@ def resubmit_setup(cell: Cell) -> None:
     bridge.stack.point.fail_next(1, 422, method="POST", body={"message": "Template 7 cannot be used."})
     assert approve(bridge, "APO-1")[1]["status"] == "rejected"
     run_due(bridge)  # the rejection reaches the desk before the ticket is corrected
-    cell.tickets = [("jira", "APO-1")]
+    cell.tickets = [("provision-jira", "APO-1")]
     cell.notes["request"] = signed(body_for(bridge, "APO-1", description="crash matrix, corrected"))
 
 
 def corrected_content_attempted(cell: Cell) -> list[str]:
     """A resubmission must not be lost: the ledger holds the corrected body (attempted, or waiting to be)."""
-    record = cell.bridge.record("jira", "APO-1")
+    record = cell.bridge.record("provision-jira", "APO-1")
     if record is not None and "corrected" not in record.body:
         return [f"jira/APO-1: the corrected ticket was never attempted: {record.status} with the body Syskit Point "
                 f"refused ({record.history}; the desk's resend got {cell.answer})"]
@@ -191,13 +192,14 @@ def exhausted_setup(cell: Cell) -> None:
     bridge = cell.bridge
     bridge.stack.point.fail_next(3, 503, method="POST", retry_after=5)
     assert approve(bridge, "APO-1")[1]["status"] == "queued"
-    retry_due_now(bridge, "jira", "APO-1")
+    retry_due_now(bridge, "provision-jira", "APO-1")
     message = take(bridge, "BRIDGE_RETRY_QUEUE")
     call_queue_function("retry", message)
     finish(bridge, "BRIDGE_RETRY_QUEUE", message, ok=True)
-    assert bridge.record("jira", "APO-1").status == "queued" and bridge.record("jira", "APO-1").attempts == 2
-    retry_due_now(bridge, "jira", "APO-1")
-    cell.tickets = [("jira", "APO-1")]
+    record = bridge.record("provision-jira", "APO-1")
+    assert record.status == "queued" and record.attempts == 2
+    retry_due_now(bridge, "provision-jira", "APO-1")
+    cell.tickets = [("provision-jira", "APO-1")]
 
 
 def poisoned_setup(cell: Cell) -> None:
@@ -219,7 +221,7 @@ def claimed_setup(cell: Cell) -> None:
     retry_setup(cell)
     message = take(bridge, "BRIDGE_RETRY_QUEUE")
     crash_at_point_post(cell, lambda: call_queue_function("retry", message))
-    assert bridge.record("jira", "APO-1").status == "pending"
+    assert bridge.record("provision-jira", "APO-1").status == "pending"
     bridge.clock.advance(30)  # host.json visibilityTimeout: not long enough for the claim to be stale
     finish(bridge, "BRIDGE_RETRY_QUEUE", message, ok=False)
 
@@ -247,7 +249,7 @@ def host_after(cell: Cell) -> None:
 def event_setup(cell: Cell) -> None:
     bridge = cell.bridge
     assert approve(bridge, "APO-1")[0] == 201
-    cell.tickets = [("jira", "APO-1")]
+    cell.tickets = [("provision-jira", "APO-1")]
     cell.notes["request"] = point_event(bridge, "completed", "Project APO-1")
 
 
@@ -339,16 +341,16 @@ def stale_replay_setup(cell: Cell) -> None:
     """A worker died in the first approval's Syskit Point POST; the claim is pending past the stale limit."""
     bridge = cell.bridge
     crash_at_point_post(cell, lambda: approve(bridge, "APO-1"))
-    assert bridge.record("jira", "APO-1").status == "pending"
+    assert bridge.record("provision-jira", "APO-1").status == "pending"
     bridge.clock.advance(bridge.runtime.settings.pending_stale + 1)
-    cell.tickets = [("jira", "APO-1")]
+    cell.tickets = [("provision-jira", "APO-1")]
 
 
 def replay_run(cell: Cell) -> None:
     from deskbridge import operator
 
     bridge = cell.bridge
-    cell.retry_command = lambda: operator.replay(bridge.runtime, "jira", "APO-1")
+    cell.retry_command = lambda: operator.replay(bridge.runtime, "provision-jira", "APO-1")
     run_guarded(cell, cell.retry_command)
 
 
@@ -359,7 +361,7 @@ def reconcile_setup(cell: Cell) -> None:
     bridge.settings["BRIDGE_UNCERTAIN_RESEND_AFTER_SECONDS"] = "600"  # needs POINT_WEBHOOK_KEY_SECRET_NAME: set
     bridge.restart()
     crash_at_point_post(cell, lambda: approve(bridge, "APO-1"))
-    assert bridge.record("jira", "APO-1").status == "pending"
+    assert bridge.record("provision-jira", "APO-1").status == "pending"
     bridge.stack.point.fail_next(1, 503, method="POST", retry_after=5)
     assert approve(bridge, "APO-2")[1]["status"] == "queued"
     queue_client(bridge, "BRIDGE_RETRY_QUEUE").clear_messages()  # the message is lost
@@ -371,7 +373,7 @@ def reconcile_setup(cell: Cell) -> None:
     assert approve(bridge, "APO-4")[1]["status"] == "uncertain"
     bridge.clock.advance(bridge.runtime.settings.queue_grace + 3600)
     assert bridge.runtime.settings.uncertain_resend_after < bridge.runtime.settings.queue_grace + 3600
-    cell.tickets = [("jira", "APO-1"), ("jira", "APO-2"), ("jira", "APO-3"), ("jira", "APO-4")]
+    cell.tickets = [("provision-jira", f"APO-{n}") for n in (1, 2, 3, 4)]
 
 
 def reconcile_run(cell: Cell) -> None:

@@ -194,7 +194,7 @@ def test_every_test_http_sample_is_answered_as_described(bridge):
     assert [bridge.record(b["ticket"]["source"], b["ticket"]["id"]) for _, b in (checks[0], checks[2], checks[3])] == [
         None, None, None]
     assert [b["ticket"] for _, b in answers[2:5]] == [
-        {"source": "jira", "id": "MKT-7"}, {"source": "servicenow", "id": "RITM0010460"},
+        {"source": "provision-jira", "id": "MKT-7"}, {"source": "provision-servicenow", "id": "RITM0010460"},
         {"source": "portal", "id": "FAC-1001"}]
     events = samples[len(expected):len(expected) + 3]
     assert [title.split(": ")[1].split()[0] for title, *_ in events] == [

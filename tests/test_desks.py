@@ -102,8 +102,8 @@ def test_jira_malformed(payload, field):
 
 
 def test_syskit_documented_bodies_are_accepted_as_they_are():
-    for name, source, ticket in (("syskit_jira_custom_body.json", "jira", "MKT-7"),
-                                 ("syskit_servicenow_body.json", "servicenow", "RITM0010452")):
+    for name, source, ticket in (("syskit_jira_custom_body.json", "provision-jira", "MKT-7"),
+                                 ("syskit_servicenow_body.json", "provision-servicenow", "RITM0010452")):
         body = fixture(name)
         approval = generic.parse(body, None)
         request = validate(approval.draft, POLICY)
@@ -116,8 +116,10 @@ def test_syskit_documented_bodies_are_accepted_as_they_are():
 def test_generic_ticket_identity_order():
     body = fixture("syskit_jira_custom_body.json")
     with_ticket = dict(body, ticket={"source": "ServiceNow", "id": "INC001"})
-    assert generic.parse(with_ticket, "key-1").ticket.as_dict() == {"source": "servicenow", "id": "INC001"}
-    assert generic.parse(body, "key-1").ticket.as_dict() == {"source": "jira", "id": "key-1"}
+    assert generic.parse(with_ticket, "key-1").ticket.as_dict() == {"source": "provision-servicenow", "id": "INC001"}
+    # The comment names jira/MKT-7: its desk goes with its id only, never with another id.
+    assert generic.parse(body, "key-1").ticket.as_dict() == {"source": "provision", "id": "key-1"}
+    assert generic.parse(body, "MKT-7").ticket.as_dict() == {"source": "provision-jira", "id": "MKT-7"}
     plain = dict(body, comment="made by a script")
     assert generic.parse(plain, None).ticket.as_dict() == {"source": "provision", "id": ""}
     request = validate(plain, POLICY)

@@ -80,7 +80,7 @@ def test_wrong_federated_subject_queues_the_approval_with_a_hint(bridge, monkeyp
     assert stack.point.provision_calls() == []
     # A configuration problem: asked once, not again with a rebuilt credential.
     assert len(_point_token_requests(stack)) == 1
-    record = bridge.record("jira", "MKT-3")
+    record = bridge.record("provision-jira", "MKT-3")
     assert record.status == "queued"
     hint = record.last_error
     assert "add the federated credential to the app registration" in hint
@@ -92,7 +92,7 @@ def test_wrong_federated_subject_queues_the_approval_with_a_hint(bridge, monkeyp
     # The admin adds the federated credential; the queued retry goes through.
     app.federated_subject = stack.entra.managed_identity_id
     assert bridge.drain("BRIDGE_RETRY_QUEUE", "retry") == 1
-    assert bridge.record("jira", "MKT-3").status == "submitted"
+    assert bridge.record("provision-jira", "MKT-3").status == "submitted"
     assert len(stack.point.provision_calls()) == 1
 
 

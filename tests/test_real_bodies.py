@@ -213,7 +213,7 @@ def test_syskit_template_with_no_break_spaces_provisions_once(bridge):
     assert raw.count("\u00a0".encode()) == 2
     headers = {"Content-Type": "application/json-patch+json"}  # what Syskit's rule sends
     status, answer = bridge.http("provision", raw, headers=headers)
-    assert (status, answer["ticket"]) == (201, {"source": "jira", "id": "MKT-7"}), answer
+    assert (status, answer["ticket"]) == (201, {"source": "provision-jira", "id": "MKT-7"}), answer
     assert only_call(bridge) == {
         "templateId": 7, "displayName": "Marketing Campaign 2027", "desiredUrl": "mkt-7",
         "owners": ["olga.owner@contoso.com"], "members": ["mark.member@contoso.com"],

@@ -39,7 +39,7 @@ def test_regression_pending_after_setting_error(bridge):
         bridge.configure(POINT_RETRY_BUDGET_SECONDS="0.1", **broken)
         status, body = bridge.http("provision", ticket)
         assert status == 503 and body["errors"][0]["field"] == next(iter(broken)), body
-        assert bridge.record("jira", f"MKT-{70 + n}") is None  # nothing written: nothing left behind
+        assert bridge.record("provision-jira", f"MKT-{70 + n}") is None  # nothing written: nothing left behind
         bridge.stack.point.clear_faults()
         bridge.configure(POINT_URL=point_url, BRIDGE_RETRY_SCHEDULE="1,1")  # the setting fixed
         status, body = bridge.http("provision", ticket)  # the desk sends the ticket again: it goes through
@@ -53,7 +53,7 @@ def test_regression_redelivered_retry_not_dropped(bridge, monkeypatch):
     bridge.configure(POINT_RETRY_BUDGET_SECONDS="0.1")
     bridge.stack.point.fail_next(1, 503, method="POST", retry_after=5)
     assert bridge.http("provision", BODY)[1]["status"] == "queued"
-    message = bridge.waiting_retry("jira", "MKT-7")
+    message = bridge.waiting_retry("provision-jira", "MKT-7")
     client = queue_client(bridge, "BRIDGE_RETRY_QUEUE")
     client.clear_messages()
     client.send_message(message)  # the delayed message, due now
@@ -64,7 +64,7 @@ def test_regression_redelivered_retry_not_dropped(bridge, monkeypatch):
             raise AssertionError("the worker should have died in its Syskit Point call")
         except BaseException as exc:  # noqa: B036 - the injected crash
             assert type(exc).__name__ == "Crash"
-    assert bridge.record("jira", "MKT-7").status == "pending" and point_acted(bridge) == 1
+    assert bridge.record("provision-jira", "MKT-7").status == "pending" and point_acted(bridge) == 1
 
     bridge.restart()  # a new worker; the host delivers the message again after its visibility timeout
     bridge.clock.advance(30)
@@ -75,11 +75,11 @@ def test_regression_redelivered_retry_not_dropped(bridge, monkeypatch):
     finish(bridge, "BRIDGE_RETRY_QUEUE", again, ok=True)  # it returned: the host deletes it
 
     # The claim may still be in flight, so the request waits, and a message comes back for it.
-    assert bridge.record("jira", "MKT-7").status == "pending"
+    assert bridge.record("provision-jira", "MKT-7").status == "pending"
     assert bridge.queue_count(bridge.settings["BRIDGE_RETRY_QUEUE"]) == 1, "the redelivered retry was dropped"
     bridge.clock.advance(bridge.runtime.settings.pending_stale + 1)
     functions()["reconcile"].get_user_function()(None)  # or that message, whichever comes first
-    record = bridge.record("jira", "MKT-7")
+    record = bridge.record("provision-jira", "MKT-7")
     assert record.status == "uncertain" and "worker stopped while calling Syskit Point" in record.last_error
     assert point_acted(bridge) == 1
 
@@ -96,7 +96,7 @@ def test_regression_delivery_id_released_when_insert_fails(bridge, monkeypatch):
     with outbound.watch(kind=NEVER_SENT, fail_when=lambda call: call == "table POST /ledger", times=100):
         status, body = bridge.http("provision", data, headers=headers)
     assert status >= 500, body
-    assert bridge.record("jira", "MKT-7") is None
+    assert bridge.record("provision-jira", "MKT-7") is None
     status, body = bridge.http("provision", data, headers=headers)  # the sender's retry of the same delivery
     assert (status, body["status"]) == (201, "submitted"), body
     status, body = bridge.http("provision", data, headers=headers)  # and a true replay is still refused
@@ -114,11 +114,11 @@ def test_regression_replay_does_not_start_second_chain(bridge, caplog):
     bridge.configure(POINT_RETRY_BUDGET_SECONDS="0.1", BRIDGE_RETRY_SCHEDULE="60")
     bridge.stack.point.fail_next(100, 503, method="POST")  # Syskit Point stays unavailable
     assert bridge.http("provision", BODY)[1]["status"] == "queued"  # attempt 1; its retry waits on the queue
-    delayed = bridge.waiting_retry("jira", "MKT-7")
-    assert cli.main(["replay", "jira", "MKT-7", "--yes"]) == 0  # an operator asks for an attempt now
+    delayed = bridge.waiting_retry("provision-jira", "MKT-7")
+    assert cli.main(["replay", "provision-jira", "MKT-7", "--yes"]) == 0  # an operator asks for an attempt now
     queue_client(bridge, "BRIDGE_RETRY_QUEUE").send_message(delayed)  # ...and the old message comes due too
     run_due(bridge)  # every message due now
-    record = bridge.record("jira", "MKT-7")
+    record = bridge.record("provision-jira", "MKT-7")
     # One chain: the replay's attempt, then its next attempt on the schedule. The old message made none.
     assert len(bridge.stack.point.provision_calls()) == 2, (record.status, record.attempts)
     assert (record.status, record.attempts) == ("queued", 2)

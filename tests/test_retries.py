@@ -66,16 +66,16 @@ def test_delays_requested_from_the_queue_follow_the_configured_schedule(bridge):
     # In Azurite, and not visible before its delay: 1 s, then 2 s (a lower bound: a loaded machine only adds).
     assert bridge.delayed("BRIDGE_RETRY_QUEUE") == 1
     first, waited_first = bridge.next_due("BRIDGE_RETRY_QUEUE")
-    token = bridge.record("jira", "MKT-7").attempt_token
+    token = bridge.record("provision-jira", "MKT-7").attempt_token
     bridge.handle("BRIDGE_RETRY_QUEUE", "retry", first)  # attempt 2: 503 again
     assert bridge.delayed("BRIDGE_RETRY_QUEUE") == 1
     second, waited_second = bridge.next_due("BRIDGE_RETRY_QUEUE")
     bridge.handle("BRIDGE_RETRY_QUEUE", "retry", second)  # attempt 3: 503, and the schedule is over
     assert waited_first > 0.5 and waited_second > 1.5, (waited_first, waited_second)
     assert bridge.queue_count(bridge.settings["BRIDGE_RETRY_QUEUE"]) == 0
-    assert json.loads(first.content) == {"v": 2, "source": "jira", "ticket": "MKT-7", "token": token}
+    assert json.loads(first.content) == {"v": 2, "source": "provision-jira", "ticket": "MKT-7", "token": token}
     assert json.loads(second.content)["token"] != token  # each message its own attempt token: the chain's current one
-    assert bridge.record("jira", "MKT-7").status == "failed"
+    assert bridge.record("provision-jira", "MKT-7").status == "failed"
 
 
 # -- the fault matrix -------------------------------------------------------------
@@ -89,7 +89,7 @@ def test_429_with_retry_after_is_queued_no_sooner_than_asked(bridge):
     assert waited > 2.5, waited  # Retry-After: 3, never sooner
     bridge.handle("BRIDGE_RETRY_QUEUE", "retry", message)
     drain(bridge)
-    record = bridge.record("jira", "MKT-7")
+    record = bridge.record("provision-jira", "MKT-7")
     assert (record.status, record.attempts) == ("submitted", 2)
     assert len(bridge.stack.point.provision_calls()) == 2
 
@@ -101,9 +101,9 @@ def test_answers_that_prove_nothing_was_done_are_queued_then_submitted_once(brid
     bridge.configure(POINT_RETRY_BUDGET_SECONDS="0.5")
     status, body = accept(bridge)
     assert (status, body["status"]) == (202, "queued")
-    assert bridge.record("jira", "MKT-7").last_error.startswith(f"Syskit Point answered {status_code}")
+    assert bridge.record("provision-jira", "MKT-7").last_error.startswith(f"Syskit Point answered {status_code}")
     drain(bridge)
-    assert bridge.record("jira", "MKT-7").status == "submitted"
+    assert bridge.record("provision-jira", "MKT-7").status == "submitted"
     assert len(bridge.stack.point.provision_calls()) == 2
     assert len(bridge.stack.point.provisioned) == 1
 
@@ -113,7 +113,7 @@ def test_answers_after_which_point_may_have_acted_are_uncertain_and_never_resent
     bridge.stack.point.fail_next(1, status_code, method="POST")
     status, body = accept(bridge)
     assert (status, body["status"]) == (202, "uncertain")
-    record = bridge.record("jira", "MKT-7")
+    record = bridge.record("provision-jira", "MKT-7")
     assert record.status == "uncertain" and f"answered {status_code}" in record.last_error
     assert "not re-sent" in record.last_error
     assert bridge.queue_count(bridge.settings["BRIDGE_RETRY_QUEUE"]) == 0 and drain(bridge) == 0
@@ -125,10 +125,10 @@ def test_connection_refused_is_queued_and_retried(bridge):
     bridge.configure(POINT_URL=f"https://127.0.0.1:{closed_port()}", POINT_RETRY_BUDGET_SECONDS="0.3")
     status, body = accept(bridge)
     assert (status, body["status"]) == (202, "queued")
-    assert "unreachable" in bridge.record("jira", "MKT-7").last_error
+    assert "unreachable" in bridge.record("provision-jira", "MKT-7").last_error
     bridge.configure(POINT_URL=point_url)  # Syskit Point is back
     drain(bridge)
-    assert bridge.record("jira", "MKT-7").status == "submitted"
+    assert bridge.record("provision-jira", "MKT-7").status == "submitted"
     assert len(bridge.stack.point.provision_calls()) == 1
 
 
@@ -139,18 +139,18 @@ def test_read_timeout_after_sending_waits_for_an_operator(bridge):
     assert bridge.queue_count(bridge.settings["BRIDGE_RETRY_QUEUE"]) == 0
     assert drain(bridge) == 0
     assert len(bridge.stack.point.provision_calls()) == 1
-    assert bridge.record("jira", "MKT-7").status == "uncertain"
+    assert bridge.record("provision-jira", "MKT-7").status == "uncertain"
 
 
 def test_key_vault_down_is_queued(bridge):
     bridge.stack.vault.fail_next(50, 503)
     status, body = accept(bridge)
     assert (status, body["status"]) == (202, "queued")
-    assert "Key Vault" in bridge.record("jira", "MKT-7").last_error
+    assert "Key Vault" in bridge.record("provision-jira", "MKT-7").last_error
     assert bridge.stack.point.calls == []
     bridge.stack.vault.clear_faults()
     drain(bridge)
-    assert bridge.record("jira", "MKT-7").status == "submitted"
+    assert bridge.record("provision-jira", "MKT-7").status == "submitted"
     assert len(bridge.stack.point.provision_calls()) == 1
 
 
@@ -159,10 +159,10 @@ def test_entra_id_down_is_queued(bridge):
     bridge.stack.entra.fail_next(50, 503, path_prefix=f"/{bridge.settings['POINT_TENANT_ID']}/oauth2")
     status, body = accept(bridge)
     assert (status, body["status"]) == (202, "queued"), body
-    assert "Entra ID" in bridge.record("jira", "MKT-7").last_error
+    assert "Entra ID" in bridge.record("provision-jira", "MKT-7").last_error
     bridge.stack.entra.clear_faults()
     drain(bridge)
-    assert bridge.record("jira", "MKT-7").status == "submitted"
+    assert bridge.record("provision-jira", "MKT-7").status == "submitted"
     assert len(bridge.stack.point.provision_calls()) == 1
 
 
@@ -175,7 +175,7 @@ def test_azurite_restarted_between_accept_and_retry(bridge, tmp_path):
         storage.restart()
         bridge.configure()  # a new worker process after the restart
         drain(bridge)
-        assert bridge.record("jira", "MKT-7").status == "submitted"
+        assert bridge.record("provision-jira", "MKT-7").status == "submitted"
         assert len(bridge.stack.point.provision_calls()) == 2
     finally:
         storage.stop()
@@ -186,59 +186,59 @@ def test_missing_consent_stays_on_the_schedule_and_says_what_to_fix(bridge, capl
     bridge.stack.entra.apps[BRIDGE_APP_ID].roles = set()
     status, body = accept(bridge)
     assert (status, body["status"]) == (202, "queued")
-    record = bridge.record("jira", "MKT-7")
+    record = bridge.record("provision-jira", "MKT-7")
     assert "grant admin consent for Point.Provisioning" in record.last_error and record.point_status == 403
     assert any("grant admin consent" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
     bridge.stack.entra.apps[BRIDGE_APP_ID].roles = {"Point.Provisioning"}  # an admin consents
     drain(bridge)  # the token issued before the consent is replaced by the bridge itself
-    assert bridge.record("jira", "MKT-7").status == "submitted"
+    assert bridge.record("provision-jira", "MKT-7").status == "submitted"
 
 
 def test_wrong_secret_in_the_vault_says_so_and_recovers_when_fixed(bridge):
     bridge.stack.vault.set_secret("point-client-secret", "not-the-secret")
     status, body = accept(bridge)
     assert (status, body["status"]) == (202, "queued")
-    assert "client secret is wrong" in bridge.record("jira", "MKT-7").last_error
+    assert "client secret is wrong" in bridge.record("provision-jira", "MKT-7").last_error
     bridge.stack.vault.set_secret("point-client-secret", bridge.stack.client_secret)
     drain(bridge)
-    assert bridge.record("jira", "MKT-7").status == "submitted"
+    assert bridge.record("provision-jira", "MKT-7").status == "submitted"
 
 
 def test_last_attempt_fails_the_request_and_poisons_its_message(bridge, caplog):
     unavailable(bridge, 10)
     accept(bridge)
     drain(bridge)
-    record = bridge.record("jira", "MKT-7")
+    record = bridge.record("provision-jira", "MKT-7")
     assert (record.status, record.attempts) == ("failed", 3)
     assert "503" in record.last_error
     assert len(bridge.stack.point.provision_calls()) == 3
     poison = bridge.messages("BRIDGE_RETRY_POISON_QUEUE")
-    expected = {"v": 2, "source": "jira", "ticket": "MKT-7", "token": record.attempt_token}
+    expected = {"v": 2, "source": "provision-jira", "ticket": "MKT-7", "token": record.attempt_token}
     assert [json.loads(m) for m in poison] == [expected]
     assert bridge.drain("BRIDGE_RETRY_POISON_QUEUE", "retry_poisoned") == 1
-    status, body = bridge.status("jira", "MKT-7")
+    status, body = bridge.status("provision-jira", "MKT-7")
     assert (body["status"], body["attempts"], body["nextAttemptAt"]) == ("failed", 3, None)
 
 
 def test_poison_queue_function_fails_a_request_the_host_gave_up_on(bridge):
     unavailable(bridge)
     accept(bridge)
-    assert bridge.record("jira", "MKT-7").status == "queued"
+    assert bridge.record("provision-jira", "MKT-7").status == "queued"
     message, _ = bridge.next_due("BRIDGE_RETRY_QUEUE")  # as the host does after the last failed delivery:
     bridge._queue_client(bridge.settings["BRIDGE_RETRY_POISON_QUEUE"]).send_message(message.content)
     bridge._queue_client(bridge.settings["BRIDGE_RETRY_QUEUE"]).delete_message(message)
     bridge.drain("BRIDGE_RETRY_POISON_QUEUE", "retry_poisoned")
-    assert bridge.record("jira", "MKT-7").status == "failed"
+    assert bridge.record("provision-jira", "MKT-7").status == "failed"
 
 
 def test_two_messages_for_one_request_make_one_call(bridge):
     unavailable(bridge)
     accept(bridge)
-    copy = bridge.waiting_retry("jira", "MKT-7")
+    copy = bridge.waiting_retry("provision-jira", "MKT-7")
     bridge._queue_client(bridge.settings["BRIDGE_RETRY_QUEUE"]).send_message(copy, visibility_timeout=1)  # a duplicate
     drain(bridge)
     assert len(bridge.stack.point.provision_calls()) == 2
-    assert bridge.record("jira", "MKT-7").status == "submitted"
+    assert bridge.record("provision-jira", "MKT-7").status == "submitted"
 
 
 def test_copies_of_one_due_retry_handed_over_at_once_make_one_call(bridge, caplog):
@@ -246,7 +246,7 @@ def test_copies_of_one_due_retry_handed_over_at_once_make_one_call(bridge, caplo
     caplog.set_level(logging.INFO, logger="deskbridge")
     unavailable(bridge)
     assert accept(bridge)[1]["status"] == "queued"
-    text = bridge.waiting_retry("jira", "MKT-7")
+    text = bridge.waiting_retry("provision-jira", "MKT-7")
     client = bridge._queue_client(bridge.settings["BRIDGE_RETRY_QUEUE"])
     client.clear_messages()
     copies = 6
@@ -278,7 +278,7 @@ def test_copies_of_one_due_retry_handed_over_at_once_make_one_call(bridge, caplo
     assert not any(thread.is_alive() for thread in threads)
     assert failures == []
     assert len(bridge.stack.point.provision_calls()) - posts_before == 1  # one claim won, one call
-    record = bridge.record("jira", "MKT-7")
+    record = bridge.record("provision-jira", "MKT-7")
     assert record.status == "submitted" and record.history.count("retry_due>pending") == 1, record.history
     lines = [r for r in caplog.records if getattr(r, "bridge_event", "") == "retry"]
     turned_away = [r.getMessage() for r in lines if r.outcome in ("skipped", "waiting")]
@@ -290,7 +290,7 @@ def test_copies_of_one_due_retry_handed_over_at_once_make_one_call(bridge, caplo
 def test_status_route_shows_attempts_and_next_attempt(bridge):
     unavailable(bridge)
     accept(bridge)
-    status, body = bridge.status("jira", "MKT-7")
+    status, body = bridge.status("provision-jira", "MKT-7")
     assert status == 200 and body["status"] == "queued" and body["attempts"] == 1
     assert body["nextAttemptAt"].endswith("Z") and "503" in body["lastError"]
 
@@ -300,9 +300,9 @@ def test_retry_message_carries_only_the_ledger_key_and_the_attempt_token(bridge)
     accept(bridge)
     assert bridge.queue_count(bridge.settings["BRIDGE_RETRY_QUEUE"]) == 1
     message, _ = bridge.next_due("BRIDGE_RETRY_QUEUE")
-    token = bridge.record("jira", "MKT-7").attempt_token
+    token = bridge.record("provision-jira", "MKT-7").attempt_token
     assert len(token) == 12
-    assert json.loads(message.content) == {"v": 2, "source": "jira", "ticket": "MKT-7", "token": token}
+    assert json.loads(message.content) == {"v": 2, "source": "provision-jira", "ticket": "MKT-7", "token": token}
 
 
 # -- operator replay ---------------------------------------------------------------
@@ -313,15 +313,15 @@ def test_replay_of_a_failed_request(bridge, capsys):
     unavailable(bridge, 10)
     accept(bridge)
     drain(bridge)
-    assert bridge.record("jira", "MKT-7").status == "failed"
+    assert bridge.record("provision-jira", "MKT-7").status == "failed"
     assert cli.main(["list", "--status", "failed"]) == 0
     table = capsys.readouterr().out
     assert "MKT-7" in table and "failed" in table and "ATTEMPTS" in table
     bridge.stack.point.clear_faults()
-    assert cli.main(["replay", "jira", "MKT-7", "--yes"]) == 0
+    assert cli.main(["replay", "provision-jira", "MKT-7", "--yes"]) == 0
     assert "queued" in capsys.readouterr().out
     drain(bridge)
-    record = bridge.record("jira", "MKT-7")
+    record = bridge.record("provision-jira", "MKT-7")
     assert (record.status, record.attempts) == ("submitted", 4)
     assert len(bridge.stack.point.provisioned) == 1
 
@@ -330,12 +330,12 @@ def test_replay_refuses_a_submitted_request_and_asks_without_yes(bridge, capsys)
     from deskbridge import cli
 
     accept(bridge)
-    assert cli.main(["replay", "jira", "MKT-7", "--yes"]) == 1
+    assert cli.main(["replay", "provision-jira", "MKT-7", "--yes"]) == 1
     assert "only failed, uncertain, rejected, point_failed or queued" in capsys.readouterr().err
     assert cli.main(["replay", "jira", "NOPE-1", "--yes"]) == 1
-    assert cli.main(["replay", "jira", "MKT-7"]) == 1  # no terminal to confirm in
+    assert cli.main(["replay", "provision-jira", "MKT-7"]) == 1  # no terminal to confirm in
     assert "add --yes" in capsys.readouterr().err
-    assert bridge.record("jira", "MKT-7").status == "submitted"
+    assert bridge.record("provision-jira", "MKT-7").status == "submitted"
     assert cli.main(["list", "--json", "--all"]) == 0
     [listed] = json.loads(capsys.readouterr().out)
     assert (listed["ticket"], listed["status"], listed["attempts"]) == ("MKT-7", "submitted", 1)
@@ -346,9 +346,9 @@ def test_replay_of_an_uncertain_request_after_checking_point(bridge):
 
     bridge.stack.point.drop_next(1, method="POST")
     assert accept(bridge)[1]["status"] == "uncertain"
-    operator.replay(bridge.runtime, "jira", "MKT-7")
+    operator.replay(bridge.runtime, "provision-jira", "MKT-7")
     drain(bridge)
-    record = bridge.record("jira", "MKT-7")
+    record = bridge.record("provision-jira", "MKT-7")
     assert record.status == "submitted"
     assert len(bridge.stack.point.provision_calls()) == 2
     assert record.history == ["accepted>pending", "no_answer>uncertain", "replay>queued", "retry_due>pending",
@@ -360,10 +360,10 @@ def test_replay_of_a_rejected_request_a_person_decided(bridge):
 
     bridge.stack.point.fail_next(1, 422, method="POST", body={"message": "owner not licensed"})
     assert accept(bridge)[0] == 422
-    assert bridge.record("jira", "MKT-7").status == "rejected"
-    operator.replay(bridge.runtime, "jira", "MKT-7")  # the owner got a licence meanwhile
+    assert bridge.record("provision-jira", "MKT-7").status == "rejected"
+    operator.replay(bridge.runtime, "provision-jira", "MKT-7")  # the owner got a licence meanwhile
     drain(bridge)
-    assert bridge.record("jira", "MKT-7").status == "submitted"
+    assert bridge.record("provision-jira", "MKT-7").status == "submitted"
     assert len(bridge.stack.point.provisioned) == 1
 
 
@@ -425,6 +425,6 @@ def test_a_retry_checks_the_stored_body_again(bridge):
     accept(bridge)
     bridge.configure(POINT_TEMPLATE_IDS="8")  # template 7 is no longer allowed when the retry comes
     drain(bridge)
-    record = bridge.record("jira", "MKT-7")
+    record = bridge.record("provision-jira", "MKT-7")
     assert record.status == "rejected" and "no longer valid" in record.last_error and "template 7" in record.last_error
     assert len(bridge.stack.point.provision_calls()) == 1

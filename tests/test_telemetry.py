@@ -73,7 +73,7 @@ def test_approval_and_point_call_lines_parse_as_the_workbook_expects(bridge, cap
     lines = [dimensions(r.getMessage(), pattern) for r in caplog.records if getattr(r, "bridge_event", "")]
     approval = next(d for d in lines if d["bridge_event"] == "approval")
     # A 500 may come after Syskit Point acted: uncertain (202), not re-sent.
-    assert (approval["source"], approval["ticket"], approval["outcome"]) == ("jira", "MKT-7", "uncertain")
+    assert (approval["source"], approval["ticket"], approval["outcome"]) == ("provision-jira", "MKT-7", "uncertain")
     assert approval["http_status"] == 202 and approval["duration_ms"] > 0
     call = next(d for d in lines if d["bridge_event"] == "point_call")
     assert call["point_status"] == 500 and "duration_ms" in call
@@ -85,7 +85,7 @@ def _status_with_storage_refusing_the_key(bridge):
     wrong_key = base64.b64encode(b"not the account key").decode()
     connection = re.sub(r"AccountKey=[^;]+", f"AccountKey={wrong_key}", bridge.settings["AzureWebJobsStorage"])
     bridge.configure(AzureWebJobsStorage=connection)
-    status, body = bridge.status("jira", "MKT-7")
+    status, body = bridge.status("provision-jira", "MKT-7")
     assert status == 503 and [e["field"] for e in body["errors"]] == ["storage"], body
 
 
@@ -152,14 +152,14 @@ def test_the_requests_alert_shows_a_request_that_ran_out_of_retries_once(bridge,
     status, body = bridge.http("provision", fixture("syskit_jira_custom_body.json"))
     assert body["status"] == "queued", body
     bridge.drain("BRIDGE_RETRY_QUEUE", "retry")  # the tests' schedule: two more attempts, a second apart
-    assert bridge.record("jira", "MKT-7").status == "failed"
+    assert bridge.record("provision-jira", "MKT-7").status == "failed"
     assert bridge.drain("BRIDGE_RETRY_POISON_QUEUE", "retry_poisoned") == 1
     logged = [getattr(r, "bridge_event", "") for r in caplog.records]
     assert {"failed", "poisoned"} <= set(logged)  # two lines for the one request...
 
     rows = run(alert_queries()["requestsQuery"], {"traces": traces(caplog)})
     [row] = [row for row in rows if row["ticket"] == "MKT-7"]  # ...one row
-    assert row["source"] == "jira" and {"failed", "poisoned"} <= set(row["events"])
+    assert row["source"] == "provision-jira" and {"failed", "poisoned"} <= set(row["events"])
     table = run(workbook_queries()["recent-failures"], {"traces": traces(caplog)})
     assert [(r["source"], r["ticket"]) for r in table] == [(r["source"], r["ticket"]) for r in rows]
 

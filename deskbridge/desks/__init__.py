@@ -14,12 +14,40 @@ after an unclear write looks for it before writing again.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from deskbridge.model import InvalidRequest
 
 MARKER_PROPERTY = "deskbridge"  # the Jira comment property holding {"marker": ...}
+
+# The desk routes. Their records' source is the desk's name, and only they write under it.
+DESKS = ("jira", "servicenow")
+# A /api/provision record that names a desk ticket is kept under "provision-<desk>" (its ledger partition):
+# records belong to the route that made them, so a provision caller can never find, block or overwrite what
+# /api/jira or /api/servicenow recorded, nor the reverse.
+VIA_PROVISION = "provision-"
+
+
+def provision_source(source: str) -> str:
+    """The ledger source of a /api/provision record whose ticket.source is ``source``."""
+    return VIA_PROVISION + source if source in DESKS else source
+
+
+def desk_of(source: str, reply_to: Mapping[str, str]) -> tuple[str, str]:
+    """(desk, route) of a record: the desk its outcome belongs to ("" for none), and the route that made it.
+
+    A "jira" record without the issue key the Jira route always keeps (``reply_to["issueKey"]``) was made
+    through /api/provision by a bridge older than the route namespaces: it counts as a provision record. An old
+    "servicenow" record made that way has no sys_id, so nothing is ever written from it either way."""
+    if source.startswith(VIA_PROVISION) and source[len(VIA_PROVISION) :] in DESKS:
+        return source[len(VIA_PROVISION) :], "provision"
+    if source == "jira":
+        return "jira", "jira" if reply_to.get("issueKey") else "provision"
+    if source == "servicenow":
+        return "servicenow", "servicenow"
+    return "", "provision"
 
 
 def step_marker(source: str, ticket: str, update: str, step: str) -> str:

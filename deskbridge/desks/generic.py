@@ -11,8 +11,15 @@ import re
 from typing import Any
 
 from deskbridge.callback_url import CallbackPolicy, url_problem
-from deskbridge.desks import Approval, TicketRef
-from deskbridge.model import FieldError, InvalidRequest, ProvisioningRequest, check_source, check_ticket
+from deskbridge.desks import DESKS, VIA_PROVISION, Approval, TicketRef, provision_source
+from deskbridge.model import (
+    FieldError,
+    InvalidRequest,
+    ProvisioningRequest,
+    check_desk_id,
+    check_source,
+    check_ticket,
+)
 
 BODY_FIELDS = (
     "templateId",
@@ -50,8 +57,13 @@ def parse(payload: Any, idempotency_key: str | None, callbacks: CallbackPolicy |
     id: ``ticket.id``, else the ``Idempotency-Key`` header, else the ticket
     named in the comment, else empty: the service then names it after a hash
     of the validated body (:func:`body_ticket_id`). source: ``ticket.source``,
-    else the desk named in the comment, else ``provision``. Problems with the
-    ticket go into ``problems``, next to the draft, so that validation adds its own.
+    else the desk named in the comment (when the id is the comment's too), else
+    ``provision``. A source naming a desk (jira, servicenow) is recorded as
+    ``provision-<desk>`` (the route's own partition: deskbridge.desks.VIA_PROVISION),
+    and its id must be that desk's form: a Jira issue key, a ServiceNow number
+    (``ticket.sysId``, only for a ServiceNow ticket, is the item's sys_id).
+    Problems with the ticket go into ``problems``, next to the draft, so that
+    validation adds its own.
     """
     if not isinstance(payload, dict):
         raise InvalidRequest([FieldError("body", "must be a JSON object")])
@@ -61,9 +73,9 @@ def parse(payload: Any, idempotency_key: str | None, callbacks: CallbackPolicy |
     if not isinstance(ticket, dict):
         errors.append(FieldError("ticket", "must be an object with source and id"))
         ticket = {}
-    for key in ("source", "id", "callbackUrl"):
+    for key in ("source", "id", "callbackUrl", "sysId"):
         value = ticket.get(key)
-        allowed = str if key == "callbackUrl" else str | int
+        allowed = str if key in ("callbackUrl", "sysId") else str | int
         if value is not None and (isinstance(value, bool) or not isinstance(value, allowed)):
             errors.append(FieldError(f"ticket.{key}", "must be a string"))
     reply_to: dict[str, str] = {}
@@ -77,16 +89,41 @@ def parse(payload: Any, idempotency_key: str | None, callbacks: CallbackPolicy |
             errors.append(FieldError("ticket.callbackUrl", problem))
 
     from_comment = ticket_from_comment(payload.get("comment"))
-    source = str(ticket.get("source") or "").strip().lower() or (from_comment.source if from_comment else "provision")
     ticket_id = str(ticket.get("id") or "").strip() or (idempotency_key or "").strip()
     if not ticket_id and from_comment:
         ticket_id = from_comment.id
+    # The comment names a desk ticket, source and id together: its desk is the source only for its own id.
+    named = from_comment.source if from_comment and from_comment.id == ticket_id else "provision"
+    source = str(ticket.get("source") or "").strip().lower() or named
     identity = check_ticket(source, ticket_id) if ticket_id else check_source(source)
+    desk = source.removeprefix(VIA_PROVISION)
+    if desk in DESKS and not identity:
+        identity = _desk_ticket(desk, ticket_id, ticket.get("sysId"), reply_to)
+        source = provision_source(desk)
+    if ticket.get("sysId") and desk != "servicenow":
+        identity.append(FieldError("ticket.sysId", "is only for a ServiceNow ticket (ticket.source servicenow)"))
     errors += InvalidRequest(identity).beyond(errors)
     approval = Approval(TicketRef(source, ticket_id), draft, reply_to)
     if errors:
         approval.problems.append(InvalidRequest(errors))
     return approval
+
+
+def _desk_ticket(desk: str, ticket_id: str, sys_id: Any, reply_to: dict[str, str]) -> list[FieldError]:
+    """A desk ticket named through /api/provision: its id in the desk's form (it goes into the desk's REST paths
+    if PROVISION_DESK_WRITEBACK lets the outcome be written there), noted in ``reply_to`` as the desk routes
+    note theirs."""
+    if not ticket_id:
+        return [FieldError("ticket.id", f"is required when the ticket is a {desk} ticket")]
+    errors = check_desk_id(desk, "ticket.id", ticket_id)
+    if desk == "jira" and not errors:
+        reply_to["issueKey"] = ticket_id
+    if desk == "servicenow" and isinstance(sys_id, str) and sys_id:
+        wrong = check_desk_id("sys_id", "ticket.sysId", sys_id)
+        errors += wrong
+        if not wrong:
+            reply_to["sysId"] = sys_id
+    return errors
 
 
 def body_ticket_id(request: ProvisioningRequest) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deskbridge.desks import Approval, Ignored, MissingEmail, TicketRef
-from deskbridge.model import FieldError, InvalidRequest, check_ticket, parse_bool
+from deskbridge.model import FieldError, InvalidRequest, check_desk_id, check_ticket, parse_bool
 
 
 @dataclass(frozen=True)
@@ -162,6 +162,9 @@ def parse(payload: Any, fields: JiraFields, *, preflight: bool = False) -> Appro
     errors = check_ticket("jira", key)
     if errors:
         raise InvalidRequest([FieldError("issue.key", errors[0].message)])
+    wrong_key = check_desk_id("jira", "issue.key", key)  # it goes into Jira's REST paths when written back
+    if wrong_key:
+        raise InvalidRequest(wrong_key)
     issue_fields = issue.get("fields")
     if not isinstance(issue_fields, dict):
         raise InvalidRequest([FieldError("issue.fields", "must be an object")])

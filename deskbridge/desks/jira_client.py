@@ -9,8 +9,9 @@ retry after an unclear write can look before writing again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -37,6 +38,15 @@ def _error_detail(response: requests.Response) -> str:
     return "; ".join(messages)[:300]
 
 
+def _segment(value: str) -> str:
+    """One REST path segment, percent-encoded whatever it holds: intake only lets issue keys of Jira's form
+    through, and this keeps a key such as ``HR-1/../x`` or ``HR-1;x=1`` one segment should any other reach here.
+    A segment of dots alone (``.``, ``..``) is a path step however it is encoded: refused, never sent."""
+    if value.strip(".") == "":
+        raise JiraError("an empty or dot-only path segment is not a Jira issue key: not sent", transient=False)
+    return quote(value, safe="")
+
+
 def _objects(value: Any) -> list[Mapping[str, Any]]:
     return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
 
@@ -61,8 +71,10 @@ class JiraClient:
         api_token: str,
         session: requests.Session | None = None,
         timeout: tuple[float, float] = (3.05, 10.0),
+        projects: Collection[str] = (),
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._projects = frozenset(p.upper() for p in projects)  # JIRA_PROJECT_KEYS: empty, no limit
         self._auth = (email, api_token)
         self._session = session or requests.Session()
         self._timeout = timeout
@@ -90,6 +102,13 @@ class JiraClient:
                 detail=_error_detail(response),
             )
         return response
+
+    def _writable(self, issue_key: str) -> str:
+        """The issue's path segment, when the bridge may write to it (JIRA_PROJECT_KEYS); else a JiraError that
+        trying again cannot mend. The write-back checks this before; here it holds for any caller."""
+        if self._projects and issue_key.rpartition("-")[0].upper() not in self._projects:
+            raise JiraError("the issue's project is not in JIRA_PROJECT_KEYS: not written", transient=False)
+        return _segment(issue_key)
 
     # -- what doctor asks ---------------------------------------------------
     def myself(self) -> dict[str, Any]:
@@ -135,19 +154,20 @@ class JiraClient:
     def comment(self, issue_key: str, text: str, internal: bool, marker: str) -> None:
         """Add the outcome to the issue. The marker goes into a comment property (plain comments) or,
         since Service Management's comment API takes no properties, into a last line of the note."""
+        issue = self._writable(issue_key)
         if internal:
             body = f"{text}\n\n{marker_line(marker)}"
-            path = f"/rest/servicedeskapi/request/{issue_key}/comment"
+            path = f"/rest/servicedeskapi/request/{issue}/comment"
             self._call("POST", path, json={"body": body, "public": False})
             return
         sent = {"body": text, "properties": [{"key": MARKER_PROPERTY, "value": {"marker": marker}}]}
-        self._call("POST", f"/rest/api/2/issue/{issue_key}/comment", json=sent)
+        self._call("POST", f"/rest/api/2/issue/{issue}/comment", json=sent)
 
     def has_comment(self, issue_key: str, marker: str, newest: int = 100) -> bool:
         """Whether one of the issue's newest comments carries the marker (property or note line)."""
         listed = self._call(
             "GET",
-            f"/rest/api/2/issue/{issue_key}/comment",
+            f"/rest/api/2/issue/{_segment(issue_key)}/comment",
             params={"expand": "properties", "orderBy": "-created", "maxResults": str(newest)},
         ).json()
         comments = listed.get("comments", []) if isinstance(listed, Mapping) else []
@@ -166,21 +186,23 @@ class JiraClient:
     def transition(self, issue_key: str, name: str, marker: str) -> bool:
         """Apply the transition with this name, if the workflow offers it now. The marker is set as an
         issue property in the same request, so the transition and its marker happen together."""
-        listed = self._call("GET", f"/rest/api/3/issue/{issue_key}/transitions").json()
+        issue = self._writable(issue_key)
+        listed = self._call("GET", f"/rest/api/3/issue/{issue}/transitions").json()
         for transition in listed.get("transitions", []) if isinstance(listed, Mapping) else []:
             if same_status(str(transition.get("name", "")), name):  # as doctor checks it exists
                 sent = {
                     "transition": {"id": str(transition["id"])},
                     "properties": [{"key": f"{MARKER_PROPERTY}.{marker}", "value": {"transition": name}}],
                 }
-                self._call("POST", f"/rest/api/3/issue/{issue_key}/transitions", json=sent)
+                self._call("POST", f"/rest/api/3/issue/{issue}/transitions", json=sent)
                 return True
         return False
 
     def has_transitioned(self, issue_key: str, marker: str) -> bool:
         """Whether the transition carrying this marker was applied (its issue property exists)."""
         try:
-            self._call("GET", f"/rest/api/3/issue/{issue_key}/properties/{MARKER_PROPERTY}.{marker}")
+            path = f"/rest/api/3/issue/{_segment(issue_key)}/properties/{_segment(f'{MARKER_PROPERTY}.{marker}')}"
+            self._call("GET", path)
         except JiraError as exc:
             if exc.http_status == 404:
                 return False

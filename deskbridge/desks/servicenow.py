@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deskbridge.desks import Approval, TicketRef
-from deskbridge.model import FieldError, InvalidRequest, check_ticket
+from deskbridge.model import FieldError, InvalidRequest, check_desk_id, check_ticket
 
 
 @dataclass(frozen=True)
@@ -54,11 +54,13 @@ def parse(payload: Any, variables: CatalogVariables) -> Approval:
     else:
         number = number.strip()
         errors += [FieldError("number", e.message) for e in check_ticket("servicenow", number)]
+        errors += check_desk_id("servicenow", "number", number) if not errors else []
         if errors:
             number = ""  # named once, as the number, not again inside the comment it would go into
     sys_id = payload.get("sys_id")
-    if sys_id is not None and not (isinstance(sys_id, str) and _SYS_ID.fullmatch(sys_id)):
-        errors.append(FieldError("sys_id", "must be 32 lower-case hexadecimal characters"))
+    wrong_sys_id = check_desk_id("sys_id", "sys_id", sys_id if isinstance(sys_id, str) else "")
+    if sys_id is not None and wrong_sys_id:
+        errors += wrong_sys_id
         sys_id = None
     given = payload.get("variables", {})
     if not isinstance(given, dict):

@@ -9,11 +9,13 @@ answered.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
 from deskbridge.causes import diagnose
 from deskbridge.errors import ServiceNowError, transient_status
+from deskbridge.model import SYS_ID_FORM
 
 __all__ = ["ServiceNowClient", "ServiceNowError"]
 
@@ -27,6 +29,11 @@ def _error_detail(response: requests.Response) -> str:
     if not isinstance(error, dict):
         return ""
     return ": ".join(str(error[k]) for k in ("message", "detail") if error.get(k))[:300]
+
+
+def _check_sys_id(sys_id: str) -> None:
+    if not SYS_ID_FORM.fullmatch(sys_id):
+        raise ServiceNowError("not a sys_id (32 lower-case hexadecimal characters): not sent", transient=False)
 
 
 class ServiceNowClient:
@@ -84,10 +91,13 @@ class ServiceNowClient:
         return result[0] if isinstance(result, list) and result and isinstance(result[0], dict) else None
 
     def update_item(self, sys_id: str, fields: dict[str, str]) -> None:
-        self._call("PATCH", f"/api/now/table/sc_req_item/{sys_id}", "sc_req_item", json=fields)
+        # Percent-encoded whatever it holds (intake lets only 32 hex characters through): one path segment.
+        _check_sys_id(sys_id)
+        self._call("PATCH", f"/api/now/table/sc_req_item/{quote(sys_id, safe='')}", "sc_req_item", json=fields)
 
     def has_work_note(self, sys_id: str, marker: str) -> bool:
         """Whether a work note on the item carries the marker (its journal, read through the Table API)."""
+        _check_sys_id(sys_id)  # it goes into an encoded query, where '^' would start another condition
         query = f"element_id={sys_id}^name=sc_req_item^element=work_notes^valueLIKE{marker}"
         params = {"sysparm_query": query, "sysparm_fields": "sys_id", "sysparm_limit": "1"}
         response = self._call("GET", "/api/now/table/sys_journal_field", "sys_journal_field", params=params)
