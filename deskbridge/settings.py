@@ -612,6 +612,7 @@ class Settings:
     def jira_url(self) -> str:
         return _service_url("JIRA_URL", self.require("JIRA_URL"))
 
+    @cached_property
     def jira_project_keys(self) -> frozenset[str]:
         """The projects every Jira write is limited to; empty: no limit (the account's own permissions)."""
         import re

@@ -48,11 +48,11 @@ def put_status(bridge, ticket: str, status: str, **fields) -> None:
             setattr(record, name, value)
         return record
 
-    bridge.runtime.ledger.change("jira", ticket, mutate)
+    bridge.runtime.ledger.change("provision-jira", ticket, mutate)
 
 
 def admin(bridge, name: str, ticket: str = "", params: dict | None = None, headers: dict | None = None):
-    route = {"source": "jira", "ticket": ticket} if ticket else {}
+    route = {"source": "provision-jira", "ticket": ticket} if ticket else {}
     method = "GET" if name in ("admin_list", "admin_show") else "POST"
     return bridge.http(name, method=method, route_params=route, params=params, headers=headers or OPERATOR)
 
@@ -71,7 +71,7 @@ def test_list_filters_by_status_source_since_and_overdue_a_page_at_a_time(bridge
     assert tickets(admin(bridge, "admin_list", params={"status": "failed"})[1]) == ["OPS-2"]
     assert tickets(admin(bridge, "admin_list", params={"status": "failed,submitted"})[1]) == ["OPS-1", "OPS-2", "OPS-3"]
     assert tickets(admin(bridge, "admin_list", params={"source": "servicenow"})[1]) == []
-    assert tickets(admin(bridge, "admin_list", params={"source": "jira", "status": "submitted"})[1]) == [
+    assert tickets(admin(bridge, "admin_list", params={"source": "provision-jira", "status": "submitted"})[1]) == [
         "OPS-1",
         "OPS-3",
     ]
@@ -124,7 +124,7 @@ def test_show_answers_the_record_with_its_history(bridge):
     assert shown["shape"] == 2 and shown["erasedAt"] is None and shown["sends"] == 1
     assert "olga.owner@contoso.com" not in json.dumps(shown)
     assert admin(bridge, "admin_show", "NOPE-1")[0] == 404
-    status, answer = bridge.http("admin_show", method="GET", route_params={"source": "jira", "ticket": "a#b"})
+    status, answer = bridge.http("admin_show", method="GET", route_params={"source": "provision-jira", "ticket": "a#b"})
     assert status == 400 and answer["errors"][0]["field"] == "ticket.id"
 
 
@@ -143,7 +143,7 @@ def test_replay_takes_each_replayable_status_and_the_attempt_goes_through(bridge
     )
     assert status == 200 and answer["action"] == "replay" and answer["request"]["status"] == "queued", answer
     run_due(bridge)
-    record = bridge.record("jira", "OPS-5")
+    record = bridge.record("provision-jira", "OPS-5")
     assert record.status == "submitted" and len(bridge.stack.point.provisioned) == before + 1
     [line] = [r for r in caplog.records if getattr(r, "bridge_event", "") == "operator"]
     assert line.action == "replay" and line.actor == "key=_master principal=ada@contoso.com stated=Ada Admin"
@@ -163,7 +163,7 @@ def test_replay_refuses_the_others_and_says_which_it_takes(bridge, arranged):
         assert "being attempted right now" in message
     else:
         assert f"is {arranged}" in message and "can be replayed" in message  # and which statuses can
-    assert bridge.record("jira", "OPS-6").status == arranged
+    assert bridge.record("provision-jira", "OPS-6").status == arranged
     assert admin(bridge, "admin_replay", "NOPE-2")[0] == 404
 
 
@@ -177,10 +177,10 @@ def test_erase_removes_the_people_and_keeps_the_audit_fields(bridge, caplog):
         url="https://contoso.sharepoint.com/sites/ops-7",
         warnings=["owner olga.owner@contoso.com has no licence"],
     )
-    before = bridge.record("jira", "OPS-7")
+    before = bridge.record("provision-jira", "OPS-7")
     status, answer = admin(bridge, "admin_erase", "OPS-7")
     assert status == 200 and answer["erased"] == ["owners", "members", "metadata.reporter", "warnings addresses"]
-    after = bridge.record("jira", "OPS-7")
+    after = bridge.record("provision-jira", "OPS-7")
     assert "@" not in after.body and "@" not in json.dumps(after.warnings)
     assert json.loads(after.body)["metadata"] == {"costCentre": "42"}
     kept = (
@@ -203,7 +203,7 @@ def test_erase_removes_the_people_and_keeps_the_audit_fields(bridge, caplog):
     assert after.history == before.history and after.erased_at and answer["request"]["erasedAt"] == after.erased_at
     # again: nothing left to remove, the first time kept
     status, again = admin(bridge, "admin_erase", "OPS-7")
-    assert status == 200 and again["erased"] == [] and bridge.record("jira", "OPS-7").erased_at == after.erased_at
+    assert status == 200 and again["erased"] == [] and bridge.record("provision-jira", "OPS-7").erased_at == after.erased_at
     # a replay has nothing to send any more
     put_status(bridge, "OPS-7", "failed")
     status, refused = admin(bridge, "admin_replay", "OPS-7")
@@ -220,7 +220,7 @@ def test_erase_refuses_a_request_an_attempt_may_still_send(bridge):
     put_status(bridge, "OPS-8", "queued")
     status, answer = admin(bridge, "admin_erase", "OPS-8")
     assert status == 409 and "settle it first" in answer["errors"][0]["message"]
-    assert "olga.owner@contoso.com" in bridge.record("jira", "OPS-8").body
+    assert "olga.owner@contoso.com" in bridge.record("provision-jira", "OPS-8").body
     assert admin(bridge, "admin_erase", "NOPE-3")[0] == 404
 
 
@@ -240,28 +240,28 @@ def test_the_reconciler_erases_settled_records_past_the_retention(bridge, caplog
     assert days == 90
     bridge.clock.advance(timedelta(days=days - 1).total_seconds())
     functions()["reconcile"].get_user_function()(None)
-    assert "olga.owner@contoso.com" in bridge.record("jira", "RET-1").body  # not yet
+    assert "olga.owner@contoso.com" in bridge.record("provision-jira", "RET-1").body  # not yet
     bridge.clock.advance(timedelta(days=2).total_seconds())
     caplog.clear()
     functions()["reconcile"].get_user_function()(None)
     [line] = [r for r in caplog.records if getattr(r, "bridge_event", "") == "reconcile"]
     assert line.erased == 1 and f'"version":"{deskbridge.__version__}"' in line.getMessage()
-    erased = bridge.record("jira", "RET-1")
+    erased = bridge.record("provision-jira", "RET-1")
     assert erased.erased_at and "@" not in erased.body and erased.display_name == "Workspace RET-1"
     assert json.loads(erased.body)["desiredUrl"] == "ret-1"
-    assert "olga.owner@contoso.com" in bridge.record("jira", "RET-2").body  # submitted: still open
-    assert "olga.owner@contoso.com" in bridge.record("jira", "RET-3").body  # the ticket is still owed its outcome
+    assert "olga.owner@contoso.com" in bridge.record("provision-jira", "RET-2").body  # submitted: still open
+    assert "olga.owner@contoso.com" in bridge.record("provision-jira", "RET-3").body  # the ticket is still owed its outcome
 
 
 def test_the_erase_command_does_the_same(bridge, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     approve(bridge, "OPS-9")
     put_status(bridge, "OPS-9", "rejected")
-    code = cli.main(["erase", "jira", "OPS-9"])
+    code = cli.main(["erase", "provision-jira", "OPS-9"])
     out = capsys.readouterr().out
-    assert code == 0 and out.startswith("jira/OPS-9: removed owners, members; erased at "), out
-    assert "@" not in bridge.record("jira", "OPS-9").body
-    code = cli.main(["list", "--all", "--json", "--source", "jira"])
+    assert code == 0 and out.startswith("provision-jira/OPS-9: removed owners, members; erased at "), out
+    assert "@" not in bridge.record("provision-jira", "OPS-9").body
+    code = cli.main(["list", "--all", "--json", "--source", "provision-jira"])
     assert code == 0 and [r["ticket"] for r in json.loads(capsys.readouterr().out)] == ["OPS-9"]
     approve(bridge, "OPS-11")
     bridge.clock.advance(bridge.runtime.settings.outcome_overdue + 1)
@@ -312,7 +312,7 @@ def test_portal_walk_from_the_alert_to_a_replay(bridge, caplog, capsys):
     from test_telemetry import alert_queries, traces
 
     caplog.set_level(logging.INFO, logger="deskbridge")
-    bridge.configure(POINT_RETRY_BUDGET_SECONDS="0.1")
+    bridge.configure(POINT_RETRY_BUDGET_SECONDS="0.1", PROVISION_DESK_WRITEBACK="jira")  # Syskit's Jira rule
     bridge.stack.point.fail_next(20, 503, method="POST", path_prefix="/v1.0/provision")
     approve_status = bridge.http(
         "provision", BODY | {"comment": "Generated by JIRA Issue HR-42", "displayName": "Finance Q1"}
@@ -320,7 +320,7 @@ def test_portal_walk_from_the_alert_to_a_replay(bridge, caplog, capsys):
     assert approve_status == 202
     for _ in range(40):  # Syskit Point answers 503 until the attempts run out: failed, poisoned
         run_due(bridge)
-        if bridge.record("jira", "HR-42").status == "failed":
+        if bridge.record("provision-jira", "HR-42").status == "failed":
             break
         time.sleep(0.25)  # the next retry message is due in a second (BRIDGE_RETRY_SCHEDULE 1,1)
     bridge.stack.point.clear_faults()
@@ -336,8 +336,8 @@ def test_portal_walk_from_the_alert_to_a_replay(bridge, caplog, capsys):
     # 2. Functions > admin_list > Code + Test > Test/Run: GET, query status=failed
     calls = [
         ("admin_list", "GET /api/operator/requests?status=failed", {}, {"status": "failed"}),
-        ("admin_show", "GET /api/operator/requests/jira/HR-42", {"source": "jira", "ticket": "HR-42"}, None),
-        ("admin_replay", "POST /api/operator/requests/jira/HR-42/replay", {"source": "jira", "ticket": "HR-42"}, None),
+        ("admin_show", "GET /api/operator/requests/provision-jira/HR-42", {"source": "provision-jira", "ticket": "HR-42"}, None),
+        ("admin_replay", "POST /api/operator/requests/provision-jira/HR-42/replay", {"source": "provision-jira", "ticket": "HR-42"}, None),
     ]
     for name, shown, route, params in calls:
         status, answer = bridge.http(
@@ -354,10 +354,10 @@ def test_portal_walk_from_the_alert_to_a_replay(bridge, caplog, capsys):
     status, answer = bridge.http(
         "admin_show",
         method="GET",
-        route_params={"source": "jira", "ticket": "HR-42"},
+        route_params={"source": "provision-jira", "ticket": "HR-42"},
         headers={"x-bridge-operator": "Ada Admin"},
     )
-    walk.append(("admin_show again: GET /api/operator/requests/jira/HR-42", (status, answer)))
+    walk.append(("admin_show again: GET /api/operator/requests/provision-jira/HR-42", (status, answer)))
     assert answer["status"] == "submitted" and answer["history"][-2:] == ["retry_due>pending", "answered_2xx>submitted"]
     with capsys.disabled():
         for step, result in walk:

@@ -199,7 +199,7 @@ def test_an_overdue_request_is_one_row_of_the_problems_alert_and_its_table(bridg
     bridge.stack.point.send_events = False
     status, body = bridge.http("provision", fixture("syskit_jira_custom_body.json"))
     assert status == 201, body
-    record = bridge.record("jira", "MKT-7")
+    record = bridge.record("provision-jira", "MKT-7")
     bridge.stack.point.status_answers[record.point_request_id] = {"status": "InProgress"}
     for _ in range(3):  # three sweeps past the limit: the request is overdue once
         bridge.clock.advance(bridge.runtime.settings.outcome_overdue)
@@ -207,7 +207,7 @@ def test_an_overdue_request_is_one_row_of_the_problems_alert_and_its_table(bridg
     [pattern] = kql_patterns()
     lines = [dimensions(row["message"], pattern) for row in traces(caplog)
              if '"bridge_event":"overdue"' in row["message"]]
-    assert lines == [{"bridge_event": "overdue", "source": "jira", "ticket": "MKT-7", "outcome": "overdue",
+    assert lines == [{"bridge_event": "overdue", "source": "provision-jira", "ticket": "MKT-7", "outcome": "overdue",
                      "version": deskbridge.__version__}]
     rows = run(alert_queries()["problemsQuery"], {"traces": traces(caplog)})
     [row] = [row for row in rows if row["event"] == "overdue"]
