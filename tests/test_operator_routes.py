@@ -203,7 +203,11 @@ def test_erase_removes_the_people_and_keeps_the_audit_fields(bridge, caplog):
     assert after.history == before.history and after.erased_at and answer["request"]["erasedAt"] == after.erased_at
     # again: nothing left to remove, the first time kept
     status, again = admin(bridge, "admin_erase", "OPS-7")
-    assert status == 200 and again["erased"] == [] and bridge.record("provision-jira", "OPS-7").erased_at == after.erased_at
+    assert (
+        status == 200
+        and again["erased"] == []
+        and bridge.record("provision-jira", "OPS-7").erased_at == after.erased_at
+    )
     # a replay has nothing to send any more
     put_status(bridge, "OPS-7", "failed")
     status, refused = admin(bridge, "admin_replay", "OPS-7")
@@ -250,7 +254,9 @@ def test_the_reconciler_erases_settled_records_past_the_retention(bridge, caplog
     assert erased.erased_at and "@" not in erased.body and erased.display_name == "Workspace RET-1"
     assert json.loads(erased.body)["desiredUrl"] == "ret-1"
     assert "olga.owner@contoso.com" in bridge.record("provision-jira", "RET-2").body  # submitted: still open
-    assert "olga.owner@contoso.com" in bridge.record("provision-jira", "RET-3").body  # the ticket is still owed its outcome
+    assert (
+        "olga.owner@contoso.com" in bridge.record("provision-jira", "RET-3").body
+    )  # the ticket is still owed its outcome
 
 
 def test_the_erase_command_does_the_same(bridge, tmp_path, monkeypatch, capsys):
@@ -336,8 +342,18 @@ def test_portal_walk_from_the_alert_to_a_replay(bridge, caplog, capsys):
     # 2. Functions > admin_list > Code + Test > Test/Run: GET, query status=failed
     calls = [
         ("admin_list", "GET /api/operator/requests?status=failed", {}, {"status": "failed"}),
-        ("admin_show", "GET /api/operator/requests/provision-jira/HR-42", {"source": "provision-jira", "ticket": "HR-42"}, None),
-        ("admin_replay", "POST /api/operator/requests/provision-jira/HR-42/replay", {"source": "provision-jira", "ticket": "HR-42"}, None),
+        (
+            "admin_show",
+            "GET /api/operator/requests/provision-jira/HR-42",
+            {"source": "provision-jira", "ticket": "HR-42"},
+            None,
+        ),
+        (
+            "admin_replay",
+            "POST /api/operator/requests/provision-jira/HR-42/replay",
+            {"source": "provision-jira", "ticket": "HR-42"},
+            None,
+        ),
     ]
     for name, shown, route, params in calls:
         status, answer = bridge.http(

@@ -111,7 +111,10 @@ def test_the_interval_grows_while_point_says_running(quiet, caplog):
         asked.append(sweep(bridge, caplog)["polled"])
     # 900 s, then 1800 s, then 3600 s since the last answer: asked at the 1st, 3rd (and not 2nd, 4th) sweep.
     assert asked == [1, 0, 1, 0]
-    assert bridge.record("provision-jira", "APO-1").polls == 2 and bridge.record("provision-jira", "APO-1").status == "submitted"
+    assert (
+        bridge.record("provision-jira", "APO-1").polls == 2
+        and bridge.record("provision-jira", "APO-1").status == "submitted"
+    )
 
 
 def test_two_open_requests_of_one_name_each_get_their_own_outcome(quiet, caplog):
@@ -182,7 +185,10 @@ def test_overdue_is_logged_once_and_noted_once(quiet, caplog, capsys):
         "submitted",
         overdue_at,
     )
-    assert bridge.status("provision-jira", "APO-1")[1]["overdueSince"] == bridge.record("provision-jira", "APO-1").overdue_at
+    assert (
+        bridge.status("provision-jira", "APO-1")[1]["overdueSince"]
+        == bridge.record("provision-jira", "APO-1").overdue_at
+    )
     # The outcome comes after all: the ticket hears it; overdue is no longer shown.
     bridge.stack.point.status_answers.clear()
     later(bridge, 86400)
@@ -302,7 +308,10 @@ def test_replay_of_point_failed_is_a_new_attempt_with_its_own_notes(quiet, caplo
     assert bridge.record("provision-jira", "APO-1").status == "completed"
     failed, ready = notes(bridge, "APO-1")
     assert failed.startswith("Syskit Point could not provision") and ready.startswith('The Team "Project Apollo" is')
-    assert bridge.record("provision-jira", "APO-1").desk_updates == ["point_failed:jira-comment", "completed#1:jira-comment"]
+    assert bridge.record("provision-jira", "APO-1").desk_updates == [
+        "point_failed:jira-comment",
+        "completed#1:jira-comment",
+    ]
     assert len(point.provisioned) == 2
 
 
@@ -318,7 +327,9 @@ def test_replay_re_drives_a_desk_update_that_was_given_up(quiet, caplog, capsys)
     run_due(bridge)  # Jira refuses: not retried, given up
     record = bridge.record("provision-jira", "APO-1")
     assert record.status == "completed" and "completed:gave-up" in record.desk_updates and not notes(bridge, "APO-1")
-    assert cli.main(["replay", "provision-jira", "APO-1", "--yes"]) == 0  # completed: the ticket update is what is replayed
+    assert (
+        cli.main(["replay", "provision-jira", "APO-1", "--yes"]) == 0
+    )  # completed: the ticket update is what is replayed
     assert "ticket update(s) completed queued to be written again" in capsys.readouterr().out
     run_due(bridge)
     [note] = notes(bridge, "APO-1")
@@ -326,4 +337,27 @@ def test_replay_re_drives_a_desk_update_that_was_given_up(quiet, caplog, capsys)
     record = bridge.record("provision-jira", "APO-1")
     assert record.desk_updates == ["completed:jira-comment"] and record.desk_owed == {}
     assert cli.main(["replay", "provision-jira", "APO-1", "--yes"]) == 1  # nothing given up any more, and completed
+    assert len(bridge.stack.point.provisioned) == 1
+
+
+def test_the_replay_route_re_drives_a_desk_update_given_up_as_the_command_does(quiet, caplog):
+    """admin_replay takes ?what= as replay takes --desk and --request: one implementation."""
+    bridge = quiet
+    route = {"source": "provision-jira", "ticket": "APO-1"}
+    approve(bridge, "APO-1")
+    bridge.stack.jira.fail_next(1, 400, method="POST", body={"errorMessages": ["comments are closed"]})
+    later(bridge, bridge.runtime.settings.outcome_poll_after + 1)
+    sweep(bridge, caplog)
+    run_due(bridge)  # Jira refuses: given up
+    status, answer = bridge.http("admin_replay", route_params=route, params={"what": "sideways"})
+    assert status == 400 and answer["errors"][0]["field"] == "what"
+    status, answer = bridge.http("admin_replay", route_params=route, params={"what": "request"})
+    assert status == 409 and "completed" in answer["errors"][0]["message"]  # completed: no new attempt
+    status, answer = bridge.http("admin_replay", route_params=route, params={"what": "desk"})
+    assert status == 200 and answer["request"]["deskUpdatesOwed"] == ["completed"], answer
+    run_due(bridge)
+    [note] = notes(bridge, "APO-1")
+    assert note.startswith('The Team "Project Apollo" is ready')
+    status, answer = bridge.http("admin_replay", route_params=route, params={"what": "desk"})
+    assert status == 409 and "no desk update that was given up" in answer["errors"][0]["message"]
     assert len(bridge.stack.point.provisioned) == 1
