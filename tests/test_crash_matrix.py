@@ -319,7 +319,7 @@ def refused_callback_setup(cell: Cell) -> None:
 def refused_callback_given_up(cell: Cell) -> list[str]:
     """Nothing reached the callback, and the update ends given up (visible), not owed for ever."""
     problems = [f"the refused callback was sent: {c.path}" for c in cell.bridge.stack.callbacks.calls]
-    record = cell.bridge.record("jira", "APO-1")
+    record = cell.bridge.record("provision-jira", "APO-1")
     if record is not None and ("completed:gave-up" not in record.desk_updates or record.desk_owed):
         problems.append(f"the refused callback's update is not given up: {record.desk_updates} {record.desk_owed}")
     return problems
@@ -388,7 +388,7 @@ def operator_route(name: str) -> Callable[[Cell], None]:
         bridge = cell.bridge
 
         def call() -> Any:
-            status, answer = bridge.http(name, route_params={"source": "jira", "ticket": "APO-1"},
+            status, answer = bridge.http(name, route_params={"source": "provision-jira", "ticket": "APO-1"},
                                          headers={"x-bridge-operator": "crash matrix"})
             if status >= 500:
                 raise RuntimeError(f"{name} answered {status}: {answer['errors']}")
@@ -406,7 +406,7 @@ def settled_and_written_setup(cell: Cell) -> None:
 
     jira_desk_setup(cell)
     run_due(cell.bridge)
-    assert cell.bridge.record("jira", "APO-1").desk_owed == {}
+    assert cell.bridge.record("provision-jira", "APO-1").desk_owed == {}
 
 
 def retention_setup(cell: Cell) -> None:
@@ -419,7 +419,7 @@ def retention_setup(cell: Cell) -> None:
 
 
 def people_erased(cell: Cell) -> list[str]:
-    record = cell.bridge.record("jira", "APO-1")
+    record = cell.bridge.record("provision-jira", "APO-1")
     return [] if record.erased_at and "@" not in record.body else [f"APO-1 still holds its people: {record.body}"]
 def poll_setup(cell: Cell) -> None:
     """No Syskit Point event came for the approval (no webhook registered): the sweep asks by request id, and
@@ -427,7 +427,7 @@ def poll_setup(cell: Cell) -> None:
     bridge = cell.bridge
     assert approve(bridge, "APO-1")[0] == 201
     bridge.clock.advance(bridge.runtime.settings.outcome_poll_after + 1)
-    cell.tickets = [("jira", "APO-1")]
+    cell.tickets = [("provision-jira", "APO-1")]
 
 
 def overdue_setup(cell: Cell) -> None:
@@ -435,17 +435,17 @@ def overdue_setup(cell: Cell) -> None:
     overdue and owes its ticket the note (a write, a message)."""
     bridge = cell.bridge
     assert approve(bridge, "APO-1")[0] == 201
-    record = bridge.record("jira", "APO-1")
+    record = bridge.record("provision-jira", "APO-1")
     bridge.stack.point.status_answers[record.point_request_id] = {"status": "InProgress"}
     bridge.clock.advance(bridge.runtime.settings.outcome_overdue + 1)
-    cell.tickets = [("jira", "APO-1")]
+    cell.tickets = [("provision-jira", "APO-1")]
 
 
 def overdue_noted_once(cell: Cell) -> list[str]:
     from deskbridge.desks import step_marker
 
-    record = cell.bridge.record("jira", "APO-1")
-    marker = step_marker("jira", "APO-1", "overdue", "overdue:jira-comment")
+    record = cell.bridge.record("provision-jira", "APO-1")
+    marker = step_marker("provision-jira", "APO-1", "overdue", "overdue:jira-comment")
     written = desk_writes(cell.bridge.stack, "jira-comment", marker)
     # Before recovery the note may still be owed (its message waits); after it, it is written, once.
     owed = record is not None and "overdue" in record.desk_owed and not cell.recovered
@@ -461,16 +461,16 @@ def same_name_setup(cell: Cell) -> None:
     for ticket in ("APO-1", "APO-2"):
         data, headers = signed(body_for(bridge, ticket) | {"displayName": "Project Shared", "desiredUrl": ticket})
         assert bridge.http("provision", data, headers=headers)[0] == 201
-    first, second = bridge.record("jira", "APO-1"), bridge.record("jira", "APO-2")
+    first, second = bridge.record("provision-jira", "APO-1"), bridge.record("provision-jira", "APO-2")
     bridge.stack.point.status_answers.update({first.point_request_id: {"status": "InProgress"},
                                               second.point_request_id: {"status": "Completed"}})
-    cell.tickets = [("jira", "APO-1"), ("jira", "APO-2")]
+    cell.tickets = [("provision-jira", "APO-1"), ("provision-jira", "APO-2")]
     cell.notes["request"] = point_event(bridge, "completed", "Project Shared")
 
 
 def only_the_confirmed_one(cell: Cell) -> list[str]:
     """APO-1's request was never said to be done: whatever happened, it did not take APO-2's outcome."""
-    first = cell.bridge.record("jira", "APO-1")
+    first = cell.bridge.record("provision-jira", "APO-1")
     if first is not None and first.status == "completed":
         return [f"jira/APO-1: settled by an event Syskit Point confirmed for APO-2 ({first.history})"]
     return []
@@ -486,7 +486,7 @@ def given_up_setup(cell: Cell) -> None:
     data, headers = cell.notes.pop("request")
     assert bridge.http("point_events", data, headers=headers)[1]["status"] == "completed"
     run_due(bridge)
-    assert "completed:gave-up" in bridge.record("jira", "APO-1").desk_updates
+    assert "completed:gave-up" in bridge.record("provision-jira", "APO-1").desk_updates
 
 
 def refusal_setup(cell: Cell) -> None:
