@@ -343,6 +343,7 @@ def test_replay_re_drives_a_desk_update_that_was_given_up(quiet, caplog, capsys)
 def test_the_replay_route_re_drives_a_desk_update_given_up_as_the_command_does(quiet, caplog):
     """admin_replay takes ?what= as replay takes --desk and --request: one implementation."""
     bridge = quiet
+    caplog.set_level(logging.INFO, logger="deskbridge")
     route = {"source": "provision-jira", "ticket": "APO-1"}
     approve(bridge, "APO-1")
     bridge.stack.jira.fail_next(1, 400, method="POST", body={"errorMessages": ["comments are closed"]})
