@@ -196,7 +196,8 @@ def setup(args: Any, credential: Any = None) -> int:
         health=_health,
         say=lambda line: print(line, file=stream, flush=True),
         desks=args.desk or (),
-        jira_projects=args.jira_project or _csv(env.get("JIRA_PROJECT_KEY", "")),
+        # the projects the bridge may write to (JIRA_PROJECT_KEYS), else the one doctor checks
+        jira_projects=args.jira_project or _csv(env.get("JIRA_PROJECT_KEYS") or env.get("JIRA_PROJECT_KEY", "")),
     )
     if as_json:
         app_url = env["FUNCTION_APP_URL"]

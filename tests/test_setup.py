@@ -181,6 +181,11 @@ def test_setup_twice_adds_each_key_once_registers_once_and_stores_the_signature_
     assert 'JQL:     project in (HR) AND status = "Approved"' in second.stdout
     assert "already registered:" in second.stdout and len(world.point.calls_to("POST", "/v1.0/webhooks")) == 1
     assert list(world.point.webhooks) == [f"{world.app.url}/api/point/events?code={events_key}"]
+    # The projects the bridge may write to, when the azd environment limits them, are the JQL's
+    world.env_file.write_text(dotenv(world.env | {"JIRA_PROJECT_KEYS": "HR,IT"}))
+    third = world.run("setup", "--point-admin-client-id", ADMIN_ID)
+    assert 'JQL:     project in (HR, IT) AND status = "Approved"' in third.stdout, third.stdout
+    world.env_file.write_text(dotenv(world.env))
 
     # The admin app's secret: nowhere but in Entra ID's own check of it.
     everything = first.stdout + first.stderr + second.stdout + second.stderr
