@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from deskbridge import operator
+from deskbridge import intake, operator
 from deskbridge.answers import Answer, answer, refusal, storage_answer
 from deskbridge.desks import TicketRef
 from deskbridge.errors import StorageError
@@ -106,21 +106,13 @@ def _ticket(source: str, ticket: str) -> Answer | None:
 
 def show(runtime: Runtime, source: str, ticket: str, headers: Mapping[str, str]) -> Answer:
     """GET /api/operator/requests/{source}/{ticket}: the record with its history."""
-    wrong = _ticket(source, ticket)
-    if wrong:
-        return wrong
-    try:
-        record = runtime.ledger.get(source, ticket)
-    except ConfigurationError as exc:
-        return refusal(exc)
-    except StorageError as exc:
-        return storage_answer(exc)
-    operator.noted("show", actor(headers), f"{source}/{ticket}", "found" if record else "unknown")
-    if record is None:
-        return answer(
-            "unknown", 404, TicketRef(source, ticket), [FieldError("ticket", "no request is recorded for this ticket")]
-        )
-    return Answer(200, operator.detail(record))
+    found = intake.recorded(runtime, source, ticket)
+    if isinstance(found, Answer):
+        if found.http_status == 404:
+            operator.noted("show", actor(headers), f"{source}/{ticket}", "unknown")
+        return found
+    operator.noted("show", actor(headers), f"{source}/{ticket}", "found")
+    return Answer(200, operator.detail(found))
 
 
 def act(
@@ -142,9 +134,7 @@ def act(
         record, removed = operator.erase(runtime, source, ticket, who)
         return Answer(200, {"action": "erase", "erased": removed, "request": operator.detail(record)})
     except LookupError:
-        return answer(
-            "unknown", 404, TicketRef(source, ticket), [FieldError("ticket", "no request is recorded for this ticket")]
-        )
+        return intake.not_recorded(source, ticket)
     except operator.Refused as exc:
         return answer("refused", 409, TicketRef(source, ticket), [FieldError("status", str(exc))])
     except ConfigurationError as exc:

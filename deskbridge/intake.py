@@ -144,10 +144,15 @@ def _tell_the_ticket(runtime: Runtime, route: str, refused: RefusedApproval) -> 
 
 
 def status(runtime: Runtime, source: str, ticket: str) -> Answer:
-    """The status route: the ledger record, without addresses or the body.
+    """The status route: the ledger record, without addresses or the body."""
+    found = recorded(runtime, source, ticket)
+    return found if isinstance(found, Answer) else Answer(200, found.summary())
 
-    A source or ticket id that could never have been recorded is a 400 naming it (the Table service
-    would refuse such a key); storage that fails is a 503, as on the approval routes."""
+
+def recorded(runtime: Runtime, source: str, ticket: str) -> LedgerRecord | Answer:
+    """A ticket's ledger record (the status route, the operator routes), or the answer that says why there is
+    none: a source or ticket id that could never have been recorded is a 400 naming it (the Table service would
+    refuse such a key), a setting or storage that fails a 503, as on the approval routes, nothing recorded a 404."""
     wrong = check_ticket(source, ticket)
     if wrong:
         return answer("unknown", 400, TicketRef(source, ticket), wrong)
@@ -157,14 +162,12 @@ def status(runtime: Runtime, source: str, ticket: str) -> Answer:
         return refusal(exc)
     except StorageError as exc:
         return storage_answer(exc)
-    if record is None:
-        return answer(
-            "unknown",
-            404,
-            TicketRef(source, ticket),
-            [FieldError("ticket", "no request is recorded for this ticket")],
-        )
-    return Answer(200, record.summary())
+    return record if record is not None else not_recorded(source, ticket)
+
+
+def not_recorded(source: str, ticket: str) -> Answer:
+    nothing = FieldError("ticket", "no request is recorded for this ticket")
+    return answer("unknown", 404, TicketRef(source, ticket), [nothing])
 
 
 # -- the caller ------------------------------------------------------------------------
