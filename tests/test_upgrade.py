@@ -19,10 +19,11 @@ from typing import Any
 
 import pytest
 from conftest import FIXTURES, functions
-from crash_harness import FUNCTION, call_queue_function, queue_client, take
+from crash_harness import queue_client, run_due
 
 from deskbridge.ledger import RECORD_SHAPE
 from deskbridge.retries import QueueKey
+from devtools.capture_shapes import OPEN_STATES
 
 RELEASES = sorted(p.name for p in (FIXTURES / "releases").iterdir() if p.is_dir())
 QUEUES = ("BRIDGE_RETRY_QUEUE", "BRIDGE_RETRY_POISON_QUEUE", "BRIDGE_DESK_QUEUE", "BRIDGE_DESK_POISON_QUEUE")
@@ -76,36 +77,13 @@ def put_back(bridge, release: str) -> dict[str, list[str]]:
 def settle_strictly(bridge, caplog) -> int:
     """Run every message due, as the host would; a function that raises fails the test (the host would retry
     it, then poison it)."""
-    handled = 0
-    for _ in range(60):
-        progressed = False
-        for setting, function in FUNCTION.items():
-            message = take(bridge, setting)
-            if message is None:
-                continue
-            progressed = True
-            call_queue_function(function, message)  # an exception here is what this test forbids
-            queue_client(bridge, setting).delete_message(message)
-            handled += 1
-        if not progressed:
-            return handled
-    raise AssertionError("messages kept coming")
+    return run_due(bridge, rounds=60, strict=True)
 
 
 @pytest.mark.parametrize("release", RELEASES)
 def test_the_fixtures_cover_every_shape_and_name_their_capture(release):
     records = stored(release, "records.json")
-    assert {r["Status"] for r in records} == {
-        "pending",
-        "submitted",
-        "queued",
-        "rejected",
-        "uncertain",
-        "failed",
-        "provisioning",
-        "completed",
-        "point_failed",
-    }
+    assert {r["Status"] for r in records} == set(OPEN_STATES)  # every status the capture makes
     assert "devtools/capture_shapes.py" in (FIXTURES / "releases" / release / "CAPTURED.md").read_text()
     messages = stored(release, "messages.json")
     assert all(messages[setting] for setting in QUEUES)
